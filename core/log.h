@@ -1,0 +1,225 @@
+#pragma once
+
+// The event log: engram's single source of truth.
+//
+// Contract
+// - Positions are global, gap-free and start at 1. A stream's versions are
+//   contiguous and start at 1; version 0 means "no such stream".
+// - append() is atomic: all of its events are stored, contiguously in
+//   position and version, or none is. It returns only after the events are
+//   fsynced (RocksDB WriteOptions::sync); a returned position is durable.
+// - Idempotency: re-appending events whose ids are already stored on the
+//   same stream with the same content returns the original result (with
+//   deduplicated = true) and writes nothing, across restarts, as long as the
+//   original is within the dedupe window (LogOptions::dedupe_window_events).
+//   The same id with other content, another stream, or only some ids of an
+//   earlier append already stored, is errc::duplicate_id_conflict.
+// - Every event is hash-chained: hash = SHA-256 over the previous hash and
+//   the event's canonical bytes (docs/log-format.md). verify() walks it.
+// - A failed write or fsync is sticky: every later append fails with
+//   errc::read_only and health() says why. Reads keep working.
+// - A full append queue fails fast with errc::overloaded; nothing waits
+//   without bound.
+// - Readers never block the writer, and see only acknowledged events: reads
+//   stop at head().
+// - Thread-safe: every method may be called from any thread. A Subscription
+//   must not outlive its Log.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/event.h"
+#include "core/named_type.h"
+#include "core/result.h"
+#include "core/sha256.h"
+
+namespace rocksdb {
+class Env;
+}
+
+namespace engram::core {
+
+struct LogOptions {
+  // Open: create the directory and log when missing.
+  bool create_if_missing = true;
+  // Open without taking the directory lock, for inspecting a log another
+  // process may be writing (replay, audit). Sees the log as of open; append
+  // fails with errc::read_only.
+  bool read_only = false;
+
+  // Group commit. Appends wait in a queue of at most max_queue_requests;
+  // the writer takes up to max_group_requests / max_group_bytes of them into
+  // one RocksDB WriteBatch and one fsync.
+  size_t max_queue_requests = 16384;
+  size_t max_group_requests = 2048;
+  size_t max_group_bytes = 16 << 20;
+
+  // One append: at most this many events and bytes (payload + metadata per
+  // event, summed); larger requests fail with errc::invalid_argument.
+  size_t max_events_per_append = 1000;
+  size_t max_event_bytes = 1 << 20;
+  size_t max_append_bytes = 8 << 20;
+  size_t max_stream_name_bytes = 256;
+  size_t max_event_type_bytes = 128;
+  size_t max_actor_bytes = 256;
+
+  // An event id is remembered for idempotency while the log holds fewer than
+  // this many events after it. Older ids are forgotten (compaction drops
+  // them), and re-appending one stores a new event.
+  uint64_t dedupe_window_events = 10'000'000;
+
+  // Stream heads the writer keeps in memory; misses read RocksDB.
+  size_t stream_head_cache_entries = 100'000;
+  // Upper bound on max_count for a single read.
+  size_t max_read_count = 10'000;
+  // RocksDB block cache shared by all column families.
+  size_t block_cache_bytes = 128 << 20;
+
+  // Where recorded-at times come from; null means the system clock.
+  std::shared_ptr<Clock> clock;
+  // The RocksDB environment; null means the default. Tests pass one whose
+  // file system fails writes or fsyncs on demand (core/fault_fs.h).
+  std::shared_ptr<rocksdb::Env> env;
+};
+
+// Optimistic concurrency: what the stream's version must be for an append
+// to go ahead.
+class ExpectedVersion {
+ public:
+  enum class Kind { any, no_stream, stream_exists, exact };
+  static ExpectedVersion any() { return ExpectedVersion(Kind::any, 0); }
+  static ExpectedVersion no_stream() { return ExpectedVersion(Kind::no_stream, 0); }
+  static ExpectedVersion stream_exists() { return ExpectedVersion(Kind::stream_exists, 0); }
+  // exact(0) is the same as no_stream().
+  static ExpectedVersion exact(StreamVersion v) { return ExpectedVersion(Kind::exact, v.value()); }
+
+  Kind kind() const { return kind_; }
+  StreamVersion version() const { return StreamVersion(version_); }
+  bool admits(StreamVersion current) const;
+  std::string to_string() const;
+
+ private:
+  ExpectedVersion(Kind k, uint64_t v) : kind_(k), version_(v) {}
+  Kind kind_;
+  uint64_t version_;
+};
+
+struct AppendResult {
+  Position first;           // position of the first event
+  Position last;            // position of the last event
+  StreamVersion version;    // the stream's version after the append (= last event's version)
+  bool deduplicated = false;  // true: an earlier identical append; nothing was written
+};
+
+struct Head {
+  Position position;  // last acknowledged event, 0 when the log is empty
+  Hash256 hash{};     // its hash; all zero when the log is empty
+};
+
+enum class Direction { forward, backward };
+
+struct Health {
+  bool writable = true;
+  std::string reason;  // why not, when not
+};
+
+struct VerifyReport {
+  uint64_t events_checked = 0;
+  Head head;  // the last verified event
+  // Set when the chain is broken: the first bad position and what is wrong.
+  std::optional<Position> first_bad;
+  std::string problem;
+  bool ok() const { return !first_bad.has_value(); }
+};
+
+// Counters for metrics and benchmarks; monotonic since open.
+struct LogStats {
+  uint64_t append_requests = 0;
+  uint64_t events_appended = 0;
+  uint64_t deduplicated_requests = 0;
+  uint64_t groups_committed = 0;
+  uint64_t sync_nanos_total = 0;
+  uint64_t queue_depth = 0;        // now
+  uint64_t max_group_requests = 0;  // largest group so far
+};
+
+class Subscription;
+
+class Log {
+ public:
+  // Opens (or creates) the log in `dir`. Errors: errc::not_found (no log
+  // and !create_if_missing), errc::locked (another process has it open for
+  // writing), errc::corruption (meta and events disagree), errc::io_error,
+  // errc::invalid_argument (inconsistent options).
+  static result<std::unique_ptr<Log>> open(const std::filesystem::path& dir,
+                                           const LogOptions& options = {});
+  // Drains queued appends (they complete normally), then closes.
+  ~Log();
+  Log(const Log&) = delete;
+  Log& operator=(const Log&) = delete;
+
+  // Appends `events` to `stream` if its version satisfies `expected`.
+  // Blocks until the group holding the append is fsynced.
+  result<AppendResult> append(std::string_view stream, ExpectedVersion expected,
+                              std::span<const EventData> events, const AppendContext& context = {});
+
+  // Events of one stream starting at version `from` (forward: from, from+1,
+  // ...; backward: from, from-1, ...). Backward from StreamVersion(UINT64_MAX)
+  // starts at the last event. At most min(max_count, max_read_count) events.
+  result<std::vector<RecordedEvent>> read_stream(std::string_view stream, StreamVersion from,
+                                                 size_t max_count, Direction direction) const;
+  // Events of all streams from position `from` forward, in position order.
+  result<std::vector<RecordedEvent>> read_all(Position from, size_t max_count) const;
+  // The stream's current version; 0 when it does not exist.
+  result<StreamVersion> stream_version(std::string_view stream) const;
+
+  Head head() const;
+  // Waits until head() >= position or the timeout runs out; returns whether
+  // the position was reached.
+  bool wait_for(Position position, std::chrono::milliseconds timeout) const;
+
+  // A cursor that delivers every event after `after`: stored ones first,
+  // then new ones as they are acknowledged.
+  std::unique_ptr<Subscription> subscribe(Position after) const;
+
+  // Walks the hash chain over [from, to] (to capped at head), checking every
+  // envelope, position, link and hash, and that meta's head hash matches.
+  // `progress(done, total)` is called now and then when given.
+  result<VerifyReport> verify(Position from, Position to,
+                              const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
+
+  Health health() const;
+  LogStats stats() const;
+  const std::filesystem::path& dir() const;
+
+  struct Impl;
+
+ private:
+  explicit Log(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Subscription {
+ public:
+  Subscription(const Log& log, Position after) : log_(log), last_(after) {}
+  // Up to max_count events after the last delivered one; when caught up,
+  // waits up to `timeout` for more. An empty result means none arrived.
+  result<std::vector<RecordedEvent>> next(size_t max_count, std::chrono::milliseconds timeout);
+  // The position of the last delivered event.
+  Position position() const { return last_; }
+
+ private:
+  const Log& log_;
+  Position last_;
+};
+
+}  // namespace engram::core

@@ -1,0 +1,51 @@
+#pragma once
+
+// Log internals shared by log.cc (open, reads) and verify.cc.
+
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/db.h>
+
+#include <memory>
+#include <vector>
+
+#include "core/head_state.h"
+#include "core/log.h"
+#include "core/writer.h"
+
+namespace engram::core {
+
+// Drops dedupe entries once they fall out of the window, so the family stays
+// bounded. Lookups apply the same rule, so results never depend on whether a
+// compaction has run.
+class DedupeWindowFilter final : public rocksdb::CompactionFilter {
+ public:
+  DedupeWindowFilter(const std::atomic<uint64_t>& head, uint64_t window)
+      : head_(head), window_(window) {}
+  bool Filter(int level, const rocksdb::Slice& key, const rocksdb::Slice& value,
+              std::string* new_value, bool* value_changed) const override;
+  const char* Name() const override { return "engram.DedupeWindowFilter"; }
+
+ private:
+  const std::atomic<uint64_t>& head_;
+  uint64_t window_;
+};
+
+struct Log::Impl {
+  std::filesystem::path dir;
+  LogOptions options;
+  std::shared_ptr<Clock> clock;
+  std::unique_ptr<HeadState> head;
+  std::unique_ptr<DedupeWindowFilter> dedupe_filter;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // owned; destroyed before db
+  rocksdb::ColumnFamilyHandle* events = nullptr;
+  rocksdb::ColumnFamilyHandle* stream_index = nullptr;
+  rocksdb::ColumnFamilyHandle* stream_heads = nullptr;
+  rocksdb::ColumnFamilyHandle* dedupe = nullptr;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  std::unique_ptr<GroupCommitWriter> writer;  // null when read-only
+
+  ~Impl();
+};
+
+}  // namespace engram::core

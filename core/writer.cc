@@ -1,0 +1,309 @@
+#include "core/writer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/envelope.h"
+#include "core/keys.h"
+
+namespace engram::core {
+namespace {
+
+uint64_t now_steady_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+void atomic_max(std::atomic<uint64_t>& a, uint64_t v) {
+  uint64_t cur = a.load(std::memory_order_relaxed);
+  while (cur < v && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+GroupCommitWriter::GroupCommitWriter(WriterDeps deps, int64_t last_recorded_at_ns)
+    : d_(deps), committed_(deps.head->get()), last_recorded_at_ns_(last_recorded_at_ns) {
+  sync_write_.sync = true;
+  thread_ = std::thread([this] { run(); });
+}
+
+GroupCommitWriter::~GroupCommitWriter() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  ENGRAM_ASSERT(queue_.empty());
+}
+
+result<AppendResult> GroupCommitWriter::submit(AppendRequest& req) {
+  if (failed_.load(std::memory_order_acquire)) {
+    return make_error(errc::read_only, health().reason);
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return make_error(errc::shutting_down, "the log is closing");
+    if (queue_.size() >= d_.options->max_queue_requests) {
+      return make_error(errc::overloaded,
+                        fmt::format("append queue is full ({} requests waiting)", queue_.size()));
+    }
+    queue_.push_back(&req);
+    queue_depth_.store(queue_.size(), std::memory_order_relaxed);
+  }
+  cv_.notify_one();
+  req.done.wait(false, std::memory_order_acquire);
+  ENGRAM_ASSERT(req.outcome.has_value());
+  return std::move(*req.outcome);
+}
+
+Health GroupCommitWriter::health() const {
+  std::lock_guard lock(health_mu_);
+  return Health{!failed_.load(), failure_};
+}
+
+void GroupCommitWriter::add_stats(LogStats& s) const {
+  s.append_requests = append_requests_.load(std::memory_order_relaxed);
+  s.events_appended = events_appended_.load(std::memory_order_relaxed);
+  s.deduplicated_requests = deduplicated_.load(std::memory_order_relaxed);
+  s.groups_committed = groups_.load(std::memory_order_relaxed);
+  s.sync_nanos_total = sync_nanos_.load(std::memory_order_relaxed);
+  s.max_group_requests = max_group_.load(std::memory_order_relaxed);
+  s.queue_depth = queue_depth_.load(std::memory_order_relaxed);
+}
+
+void GroupCommitWriter::run() {
+  std::vector<AppendRequest*> group;
+  while (take_group(group)) {
+    commit_group(group);
+    group.clear();
+  }
+}
+
+bool GroupCommitWriter::take_group(std::vector<AppendRequest*>& out) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+  if (queue_.empty()) return false;  // stopping and drained
+  size_t bytes = 0;
+  while (!queue_.empty() && out.size() < d_.options->max_group_requests) {
+    AppendRequest* r = queue_.front();
+    // Always take one request: a single append is bounded by max_append_bytes
+    // <= max_group_bytes (checked at open).
+    if (!out.empty() && bytes + r->bytes > d_.options->max_group_bytes) break;
+    bytes += r->bytes;
+    out.push_back(r);
+    queue_.pop_front();
+  }
+  queue_depth_.store(queue_.size(), std::memory_order_relaxed);
+  return true;
+}
+
+void GroupCommitWriter::complete(AppendRequest& req) {
+  ENGRAM_ASSERT(req.outcome.has_value());
+  req.done.store(true, std::memory_order_release);
+  req.done.notify_one();
+}
+
+void GroupCommitWriter::fail(const std::string& reason) {
+  std::lock_guard lock(health_mu_);
+  if (!failed_.load()) failure_ = reason;
+  failed_.store(true, std::memory_order_release);
+}
+
+void GroupCommitWriter::commit_group(std::vector<AppendRequest*>& requests) {
+  if (failed_.load(std::memory_order_acquire)) {
+    const std::string reason = health().reason;
+    for (AppendRequest* r : requests) {
+      r->outcome = make_error(errc::read_only, reason);
+      complete(*r);
+    }
+    return;
+  }
+
+  Group g;
+  g.next = committed_.position.next();
+  g.prev_hash = committed_.hash;
+  g.recorded_at_ns = std::max(d_.clock->now_ns(), last_recorded_at_ns_);
+  for (AppendRequest* r : requests) decide_append(*r, g);
+
+  const uint64_t written = g.next.value() - committed_.position.next().value();
+  if (written > 0) {
+    for (const auto& [stream, version] : g.stream_versions) {
+      g.batch.Put(d_.stream_heads, rocksdb::Slice(stream.data(), stream.size()),
+                  keys::be64(version));
+    }
+    const keys::HeadValue head{Position(g.next.value() - 1), g.prev_hash};
+    g.batch.Put(d_.meta, rocksdb::Slice(keys::kMetaHead.data(), keys::kMetaHead.size()),
+                head.encode());
+
+    const uint64_t t0 = now_steady_ns();
+    const rocksdb::Status s = d_.db->Write(sync_write_, &g.batch);
+    sync_nanos_.fetch_add(now_steady_ns() - t0, std::memory_order_relaxed);
+
+    if (!s.ok()) {
+      // What reached the disk is unknown, so nothing more may be written on
+      // top of it: the log turns read-only until an operator reopens it.
+      const std::string reason = "write/fsync failed: " + s.ToString();
+      fail(reason);
+      for (AppendRequest* r : g.pending) r->outcome = make_error(errc::io_error, reason);
+    } else {
+      committed_ = Head{Position(g.next.value() - 1), g.prev_hash};
+      last_recorded_at_ns_ = g.recorded_at_ns;
+      for (const auto& [stream, version] : g.stream_versions) remember_head(stream, version);
+      d_.head->publish(committed_);
+      groups_.fetch_add(1, std::memory_order_relaxed);
+      events_appended_.fetch_add(written, std::memory_order_relaxed);
+    }
+  }
+  append_requests_.fetch_add(requests.size(), std::memory_order_relaxed);
+  atomic_max(max_group_, requests.size());
+  for (AppendRequest* r : requests) complete(*r);
+}
+
+std::optional<result<AppendResult>> GroupCommitWriter::check_duplicates(AppendRequest& req, Group& g,
+                                                                        bool& depends_on_group) {
+  const size_t n = req.events.size();
+  std::vector<std::optional<PendingId>> found(n);
+  size_t found_count = 0;
+
+  std::vector<std::string> key_bytes(n);
+  std::vector<rocksdb::Slice> keys_to_get;
+  std::vector<size_t> key_index;
+  for (size_t i = 0; i < n; ++i) {
+    const Uuid& id = req.events[i].id;
+    if (auto it = g.ids.find(id); it != g.ids.end()) {
+      found[i] = it->second;
+      depends_on_group = true;
+      ++found_count;
+      continue;
+    }
+    key_bytes[i] = keys::be64(id.hi) + keys::be64(id.lo);
+    keys_to_get.emplace_back(key_bytes[i]);
+    key_index.push_back(i);
+  }
+  if (!keys_to_get.empty()) {
+    std::vector<rocksdb::PinnableSlice> values(keys_to_get.size());
+    std::vector<rocksdb::Status> statuses(keys_to_get.size());
+    d_.db->MultiGet(rocksdb::ReadOptions(), d_.dedupe, keys_to_get.size(), keys_to_get.data(),
+                    values.data(), statuses.data());
+    const uint64_t head = committed_.position.value();
+    const uint64_t window = d_.options->dedupe_window_events;
+    for (size_t k = 0; k < keys_to_get.size(); ++k) {
+      if (statuses[k].IsNotFound()) continue;
+      if (!statuses[k].ok()) {
+        return result<AppendResult>(
+            make_error(errc::io_error, "reading the dedupe index: " + statuses[k].ToString()));
+      }
+      auto e = keys::DedupeEntry::decode(values[k].ToStringView());
+      if (!e) return result<AppendResult>(make_error(errc::corruption, "malformed dedupe entry"));
+      if (e->position.value() + window <= head) continue;  // outside the window: forgotten
+      found[key_index[k]] = PendingId{e->position, e->version, e->digest};
+      ++found_count;
+    }
+  }
+  if (found_count == 0) return std::nullopt;
+
+  for (size_t i = 0; i < n; ++i) {
+    if (found[i] && found[i]->digest != req.events[i].digest) {
+      return result<AppendResult>(make_error(
+          errc::duplicate_id_conflict,
+          fmt::format("event id {} is already stored at position {} with different content "
+                      "or on another stream",
+                      req.events[i].id.to_string(), found[i]->position.value())));
+    }
+  }
+  bool same_append = found_count == n;
+  for (size_t i = 1; same_append && i < n; ++i) {
+    same_append = found[i]->position.value() == found[0]->position.value() + i &&
+                  found[i]->version.value() == found[0]->version.value() + i;
+  }
+  if (!same_append) {
+    return result<AppendResult>(make_error(
+        errc::duplicate_id_conflict,
+        "some event ids of this append are already stored, but not as one identical append"));
+  }
+  return result<AppendResult>(
+      AppendResult{found[0]->position, found[n - 1]->position, found[n - 1]->version, true});
+}
+
+result<StreamVersion> GroupCommitWriter::current_version(std::string_view stream, const Group& g) {
+  if (auto it = g.stream_versions.find(stream); it != g.stream_versions.end()) {
+    return StreamVersion(it->second);
+  }
+  if (auto it = head_cache_.find(stream); it != head_cache_.end()) {
+    return StreamVersion(it->second);
+  }
+  std::string value;
+  const rocksdb::Status s = d_.db->Get(rocksdb::ReadOptions(), d_.stream_heads,
+                                       rocksdb::Slice(stream.data(), stream.size()), &value);
+  if (s.IsNotFound()) return StreamVersion(0);
+  if (!s.ok()) return make_error(errc::io_error, "reading stream head: " + s.ToString());
+  auto v = keys::parse_be64(value);
+  if (!v) return make_error(errc::corruption, "malformed stream head");
+  remember_head(stream, *v);
+  return StreamVersion(*v);
+}
+
+void GroupCommitWriter::remember_head(std::string_view stream, uint64_t version) {
+  // Bounded: when full, drop an arbitrary entry; a miss costs one RocksDB read.
+  auto it = head_cache_.find(stream);
+  if (it != head_cache_.end()) {
+    it->second = version;
+    return;
+  }
+  if (head_cache_.size() >= d_.options->stream_head_cache_entries && !head_cache_.empty()) {
+    head_cache_.erase(head_cache_.begin());
+  }
+  head_cache_.emplace(std::string(stream), version);
+}
+
+void GroupCommitWriter::decide_append(AppendRequest& req, Group& g) {
+  g.requests.push_back(&req);
+  bool depends_on_group = false;
+  if (auto dup = check_duplicates(req, g, depends_on_group)) {
+    if (dup->has_value()) deduplicated_.fetch_add(1, std::memory_order_relaxed);
+    req.outcome = std::move(*dup);
+    if (depends_on_group) g.pending.push_back(&req);
+    return;
+  }
+
+  auto current = current_version(req.stream, g);
+  if (!current) {
+    req.outcome = current.error();
+    return;
+  }
+  if (!req.expected.admits(*current)) {
+    Error e = make_error(errc::wrong_expected_version,
+                         fmt::format("stream '{}' is at version {}, expected {}", req.stream,
+                                     current->value(), req.expected.to_string()));
+    e.actual_version = current->value();
+    req.outcome = std::move(e);
+    return;
+  }
+
+  const Position first = g.next;
+  uint64_t version = current->value();
+  for (PreparedEvent& ev : req.events) {
+    ++version;
+    const Position pos = g.next;
+    g.prev_hash = envelope::seal(ev.envelope, pos, StreamVersion(version), g.recorded_at_ns,
+                                 g.prev_hash, ev.digest);
+    const std::string pos_key = keys::position_key(pos);
+    g.batch.Put(d_.events, pos_key, ev.envelope);
+    g.batch.Put(d_.stream_index, keys::stream_index_key(req.stream, StreamVersion(version)),
+                pos_key);
+    const keys::DedupeEntry entry{pos, StreamVersion(version), ev.digest};
+    g.batch.Put(d_.dedupe, keys::be64(ev.id.hi) + keys::be64(ev.id.lo), entry.encode());
+    g.ids.emplace(ev.id, PendingId{pos, StreamVersion(version), ev.digest});
+    g.next = pos.next();
+  }
+  g.stream_versions[req.stream] = version;
+  req.outcome = AppendResult{first, Position(g.next.value() - 1), StreamVersion(version), false};
+  g.pending.push_back(&req);
+}
+
+}  // namespace engram::core
