@@ -1,6 +1,8 @@
 #include "core/fault_fs.h"
 
+#include <chrono>
 #include <string_view>
+#include <thread>
 
 namespace engram::core {
 
@@ -21,17 +23,23 @@ class FaultWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
     return FSWritableFileOwnerWrapper::Append(data, options, info, dbg);
   }
   rocksdb::IOStatus Sync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
-    fs_.wal_syncs_.fetch_add(1);
-    if (fs_.fail_wal_sync_.load()) return rocksdb::IOStatus::IOError("injected WAL fsync failure");
+    if (auto s = before_sync(); !s.ok()) return s;
     return FSWritableFileOwnerWrapper::Sync(options, dbg);
   }
   rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
-    fs_.wal_syncs_.fetch_add(1);
-    if (fs_.fail_wal_sync_.load()) return rocksdb::IOStatus::IOError("injected WAL fsync failure");
+    if (auto s = before_sync(); !s.ok()) return s;
     return FSWritableFileOwnerWrapper::Fsync(options, dbg);
   }
 
  private:
+  rocksdb::IOStatus before_sync() {
+    fs_.wal_syncs_.fetch_add(1);
+    if (const uint32_t ms = fs_.wal_sync_delay_ms_.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    }
+    if (fs_.fail_wal_sync_.load()) return rocksdb::IOStatus::IOError("injected WAL fsync failure");
+    return rocksdb::IOStatus::OK();
+  }
   FaultInjectionFs& fs_;
 };
 

@@ -22,6 +22,9 @@ class FaultInjectionFs final : public rocksdb::FileSystemWrapper {
   void set_fail_wal_sync(bool on) { fail_wal_sync_.store(on); }
   // While set, every Append to a WAL file fails with an I/O error.
   void set_fail_wal_append(bool on) { fail_wal_append_.store(on); }
+  // Every WAL Sync/Fsync first sleeps this long (a slow disk), so tests can
+  // hold the writer inside a group.
+  void set_wal_sync_delay_ms(uint32_t ms) { wal_sync_delay_ms_.store(ms); }
   uint64_t wal_syncs() const { return wal_syncs_.load(); }
 
   rocksdb::IOStatus NewWritableFile(const std::string& fname, const rocksdb::FileOptions& options,
@@ -42,6 +45,7 @@ class FaultInjectionFs final : public rocksdb::FileSystemWrapper {
 
   std::atomic<bool> fail_wal_sync_{false};
   std::atomic<bool> fail_wal_append_{false};
+  std::atomic<uint32_t> wal_sync_delay_ms_{0};
   std::atomic<uint64_t> wal_syncs_{0};
 };
 

@@ -1,0 +1,12 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace engram::cli {
+
+// Each adds one subcommand to `app`; when it runs, it stores its exit code in `exit_code`.
+void add_append_command(CLI::App& app, int& exit_code);
+void add_replay_command(CLI::App& app, int& exit_code);
+void add_audit_command(CLI::App& app, int& exit_code);
+
+}  // namespace engram::cli
