@@ -202,8 +202,9 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir, const L
   if (fs.IsNotFound()) {
     std::unique_ptr<rocksdb::Iterator> it(impl->db->NewIterator(ro, impl->events));
     it->SeekToFirst();
-    if (it->Valid() || options.read_only) {
-      return make_error(errc::corruption, "the log has events but no format marker");
+    if (it->Valid()) return make_error(errc::corruption, "the log has events but no format marker");
+    if (options.read_only) {
+      return make_error(errc::not_found, fmt::format("'{}' holds no initialised engram log", dir.string()));
     }
     rocksdb::WriteBatch batch;
     const Uuid node = Uuid::v7_now();
@@ -441,14 +442,21 @@ result<StreamVersion> Log::stream_version(std::string_view stream) const {
   if (auto r = check_name("stream name", stream, impl_->options.max_stream_name_bytes, false); !r) {
     return r.error();
   }
-  std::string value;
-  const rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->stream_heads,
-                                           rocksdb::Slice(stream.data(), stream.size()), &value);
-  if (s.IsNotFound()) return StreamVersion(0);
-  if (!s.ok()) return from_status(s, "reading the stream head");
-  auto v = keys::parse_be64(value);
-  if (!v) return make_error(errc::corruption, "malformed stream head");
-  return StreamVersion(*v);
+  // From the stream index rather than stream_heads: the index lets us skip
+  // entries of groups that are written but not yet acknowledged.
+  const uint64_t head = impl_->head->position().value();
+  const std::string prefix = keys::stream_index_prefix(stream);
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->stream_index));
+  for (it->SeekForPrev(keys::stream_index_key(stream, StreamVersion(UINT64_MAX)));
+       it->Valid() && it->key().starts_with(prefix); it->Prev()) {
+    auto version = keys::parse_be64(it->key().ToStringView().substr(prefix.size()));
+    auto pos = keys::parse_be64(it->value().ToStringView());
+    if (!version || !pos) return make_error(errc::corruption, "malformed stream index entry");
+    if (*pos <= head) return StreamVersion(*version);
+  }
+  if (!it->status().ok()) return from_status(it->status(), "reading the stream index");
+  return StreamVersion(0);
 }
 
 Head Log::head() const { return impl_->head->get(); }

@@ -67,7 +67,9 @@ result<VerifyReport> Log::verify(Position from, Position to,
   }
   if (to == head.position) {
     if (prev != head.hash) return broken(to.value(), "hash differs from the head hash recorded in meta");
-    if (it->Valid()) {
+    // With a live writer, events past the head are a group being synced;
+    // in a read-only view nothing may lie beyond it.
+    if (!impl_->writer && it->Valid()) {
       return broken(to.value() + 1, fmt::format("event stored beyond the head ({}) recorded in meta",
                                                 head.position.value()));
     }

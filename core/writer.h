@@ -1,23 +1,32 @@
 #pragma once
 
-// Group commit (internal to core). One thread owns the stream heads, the
-// next position and the chain's last hash. Appenders put a request on a
-// bounded queue and wait; the writer drains the queue into groups, decides
-// each request against the heads, seals its envelopes (position, version,
-// hash), writes the whole group as one RocksDB WriteBatch with one fsync,
-// publishes the new head and wakes each waiter with its own result.
+// Group commit (internal to core), in two stages.
+//
+// Write stage (the writer thread, which alone owns the stream heads, the
+// next position and the chain's last hash): appenders put requests on a
+// bounded queue and wait; the writer drains it into groups, decides each
+// request against the heads, seals its envelopes (position, version, hash)
+// and writes the whole group as one RocksDB WriteBatch, without sync.
+//
+// Sync stage: one WAL sync (SyncWAL, an fdatasync) for every group written
+// so far, then the head is published and each waiter gets its own result.
+// It runs on the syncer thread while the writer writes the next group, or on
+// the writer thread itself when no request is waiting (so a lone appender
+// pays no extra handoff). Nothing is acknowledged or visible to readers
+// before it is synced; a failed write or sync is sticky.
 //
 // Replication will add requests that carry positions assigned by a leader
 // (a follower stores them after checking the chain) and a tail truncation
-// for a fenced leader; both are further kinds of request decided in
-// decide_*() against the same group state, so the loop, the batching and
-// the sticky-failure handling stay as they are.
+// for a fenced leader; both are further kinds of request decided against
+// the same group state, so the stages, the batching and the sticky-failure
+// handling stay as they are.
 
 #include <rocksdb/db.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -25,6 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/completion.h"
 #include "core/head_state.h"
 #include "core/log.h"
 
@@ -44,7 +54,7 @@ struct AppendRequest {
 
   // Set by the writer before `done`.
   std::optional<result<AppendResult>> outcome;
-  std::atomic<bool> done{false};
+  Completion done;
 };
 
 struct WriterDeps {
@@ -81,8 +91,11 @@ class GroupCommitWriter {
     StreamVersion version;
     Hash256 digest;
   };
-  // Decisions of the current group that are not yet on disk.
+  // One group: decided and written by the writer thread, then made durable
+  // by the sync stage.
   struct Group {
+    Position durable;  // the published (synced) head when the group was formed
+    Head head_after;   // the written head after this group
     Position next;
     Hash256 prev_hash{};
     int64_t recorded_at_ns = 0;
@@ -90,13 +103,21 @@ class GroupCommitWriter {
     std::unordered_map<Uuid, PendingId, UuidHash> ids;
     rocksdb::WriteBatch batch;
     std::vector<AppendRequest*> requests;
-    // Requests whose outcome holds only if the batch commits.
+    // Requests whose outcome holds only once the group is synced.
     std::vector<AppendRequest*> pending;
   };
 
   void run();
+  void run_syncer();
   bool take_group(std::vector<AppendRequest*>& out);
-  void commit_group(std::vector<AppendRequest*>& requests);
+  // Decides and writes (without sync) one group; completes the requests
+  // that need no sync and returns the group if some do.
+  std::unique_ptr<Group> write_group(std::vector<AppendRequest*>& requests);
+  void hand_to_sync(std::unique_ptr<Group> g, bool wake);
+  void wake_syncer();
+  // Syncs the WAL once for every group handed over so far, publishes the
+  // head and completes their requests. Caller holds stage_mu_.
+  void sync_stage();
   // Decides one append against the group state; sets req.outcome and, if it
   // writes, adds its puts to the batch.
   void decide_append(AppendRequest& req, Group& g);
@@ -108,21 +129,34 @@ class GroupCommitWriter {
   static void complete(AppendRequest& req);
 
   WriterDeps d_;
-  rocksdb::WriteOptions sync_write_;
 
   // Queue shared with appenders.
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<AppendRequest*> queue_;
   bool stopping_ = false;
+  bool writer_sleeping_ = false;  // appenders signal cv_ only then
+  // Lock-free views for spinning: queued requests, and appends in flight.
+  std::atomic<size_t> queued_{0};
+  std::atomic<size_t> in_flight_{0};
 
   // Sticky failure.
   mutable std::mutex health_mu_;
   std::atomic<bool> failed_{false};
   std::string failure_;
 
+  // The sync stage: groups written but not yet synced, in order. It runs on
+  // the syncer thread, or on the writer thread when that has nothing else to
+  // do; stage_mu_ makes it one at a time, so groups complete in order.
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  std::deque<std::unique_ptr<Group>> sync_queue_;
+  bool syncer_sleeping_ = false;
+  bool sync_stopping_ = false;
+  std::mutex stage_mu_;
+
   // Owned by the writer thread.
-  Head committed_;
+  Head written_;  // the last written (maybe not yet synced) event
   int64_t last_recorded_at_ns_;
   struct StringHash {
     using is_transparent = void;
@@ -131,8 +165,9 @@ class GroupCommitWriter {
   std::unordered_map<std::string, uint64_t, StringHash, std::equal_to<>> head_cache_;
 
   std::atomic<uint64_t> append_requests_{0}, events_appended_{0}, deduplicated_{0}, groups_{0},
-      sync_nanos_{0}, max_group_{0}, queue_depth_{0};
+      sync_nanos_{0}, syncs_{0}, max_group_{0}, queue_depth_{0};
 
+  std::thread syncer_;
   std::thread thread_;
 };
 

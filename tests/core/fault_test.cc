@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "core/fault_fs.h"
@@ -100,4 +101,67 @@ TEST_CASE("a full queue fails fast with overloaded, and nothing acknowledged is 
   CHECK(other.load() == 0);
   CHECK(log->head().position == Position(static_cast<uint64_t>(ok.load())));
   CHECK(log->health().writable);
+}
+
+// A retry that finds its ids written but not yet synced must not be
+// acknowledged before the sync succeeds, and not at all if it fails.
+TEST_CASE("a retry of an append still being synced waits for the sync and shares its fate") {
+  TempDir dir;
+  auto fs = std::make_shared<FaultInjectionFs>();
+  LogOptions options;
+  options.env = make_env(fs);
+  auto log = open_or_die(dir.path(), options);
+  REQUIRE(log->append("warm", ExpectedVersion::any(), std::vector<EventData>{event("W")}));
+  const std::vector<EventData> batch{event("A", "x")};
+
+  SUBCASE("the sync succeeds: the retry returns the original, already durable") {
+    fs->set_wal_sync_delay_ms(100);
+    std::optional<result<AppendResult>> first;
+    std::thread original([&] { first = log->append("s", ExpectedVersion::any(), batch); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    auto retry = log->append("s", ExpectedVersion::any(), batch);
+    REQUIRE(retry);
+    CHECK(retry->deduplicated);
+    CHECK(log->head().position >= retry->last);  // durable when returned
+    original.join();
+    REQUIRE(first.has_value());
+    REQUIRE(first->has_value());
+    CHECK((*first)->first == retry->first);
+  }
+  SUBCASE("the sync fails: the retry fails too") {
+    fs->set_wal_sync_delay_ms(100);
+    fs->set_fail_wal_sync(true);
+    std::optional<result<AppendResult>> first;
+    std::thread original([&] { first = log->append("s", ExpectedVersion::any(), batch); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    auto retry = log->append("s", ExpectedVersion::any(), batch);
+    original.join();
+    CHECK_FALSE(retry.has_value());
+    REQUIRE(first.has_value());
+    CHECK_FALSE(first->has_value());
+    CHECK(log->head().position == Position(1));
+  }
+}
+
+TEST_CASE("readers never see a group before it is synced") {
+  TempDir dir;
+  auto fs = std::make_shared<FaultInjectionFs>();
+  LogOptions options;
+  options.env = make_env(fs);
+  auto log = open_or_die(dir.path(), options);
+  fs->set_wal_sync_delay_ms(150);
+  std::thread writer([&] {
+    REQUIRE(log->append("s", ExpectedVersion::any(), std::vector<EventData>{event("A")}));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // written, not yet synced
+  CHECK(log->head().position == Position(0));
+  CHECK(log->read_all(Position(1), 10)->empty());
+  CHECK(log->read_stream("s", StreamVersion(1), 10, Direction::forward)->empty());
+  CHECK(log->stream_version("s").value() == StreamVersion(0));
+  auto report = log->verify(Position(1), Position(UINT64_MAX));
+  REQUIRE(report);
+  CHECK(report->ok());
+  writer.join();
+  CHECK(log->head().position == Position(1));
+  CHECK(log->stream_version("s").value() == StreamVersion(1));
 }
