@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/envelope.h"
 #include "core/keys.h"
@@ -20,6 +22,21 @@ Error from_status(const rocksdb::Status& s, std::string_view what) {
   if (s.IsIOError() && text.find("lock") != std::string::npos) code = errc::locked;
   return make_error(code, fmt::format("{}: {}", what, text));
 }
+
+// Memtable insert hints: the stream index's keys arrive in order within each
+// stream ("stream\0" + version), and a stream head is the same key over and
+// over, so RocksDB can insert next to the previous key of the same prefix
+// instead of searching the skiplist from the top.
+class UpToNulTransform final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "engram.UpToNul"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    const void* nul = std::memchr(key.data(), '\0', key.size());
+    if (nul == nullptr) return key;
+    return rocksdb::Slice(key.data(), static_cast<size_t>(static_cast<const char*>(nul) - key.data()) + 1);
+  }
+  bool InDomain(const rocksdb::Slice&) const override { return true; }
+};
 
 rocksdb::ColumnFamilyOptions family_options(const std::shared_ptr<rocksdb::Cache>& cache,
                                             bool point_lookups) {
@@ -170,7 +187,12 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir, const L
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
   for (const auto& [name, point] : core_families) {
     auto cf = family_options(cache, point);
-    if (std::string_view(name) == keys::kDedupeCf) cf.compaction_filter = impl->dedupe_filter.get();
+    if (std::string_view(name) == keys::kDedupeCf) {
+      cf.compaction_filter = impl->dedupe_filter.get();
+    }
+    if (std::string_view(name) == keys::kStreamIndexCf || std::string_view(name) == keys::kStreamHeadsCf) {
+      cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<UpToNulTransform>();
+    }
     descriptors.emplace_back(name, cf);
   }
   for (const auto& name : existing) {
