@@ -37,8 +37,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <deque>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -171,6 +174,25 @@ double percentile_ms(const std::vector<int64_t>& sorted_ns, double q) {
   return static_cast<double>(sorted_ns[index]) / 1e6;
 }
 
+// Throughput and latency percentiles from per-worker call latencies; the
+// window runs from `start` to the last completion.
+Sample summarize(const std::vector<std::vector<int64_t>>& latencies_ns,
+                 const std::vector<Clock::time_point>& last_done, Clock::time_point start,
+                 size_t units_per_call) {
+  std::vector<int64_t> all;
+  for (const auto& l : latencies_ns) all.insert(all.end(), l.begin(), l.end());
+  if (all.empty()) fail("no call completed in the measured window");
+  std::sort(all.begin(), all.end());
+  Clock::time_point end = start;
+  for (const Clock::time_point t : last_done) end = std::max(end, t);
+  Sample s;
+  s.elapsed_s = std::chrono::duration<double>(end - start).count();
+  s.per_second = static_cast<double>(all.size() * units_per_call) / s.elapsed_s;
+  s.p50_ms = percentile_ms(all, 0.50);
+  s.p99_ms = percentile_ms(all, 0.99);
+  return s;
+}
+
 // Runs `threads` workers, each calling its Operation back to back: a warm-up
 // that is not measured (opening files, first memtable, thread start-up),
 // then `seconds` of measurement. A call counts when it started inside the
@@ -236,22 +258,14 @@ Sample drive(int threads, size_t units_per_call, double seconds,
   phase.store(Phase::stop, std::memory_order_release);
   for (std::thread& th : pool) th.join();
 
-  std::vector<int64_t> all;
-  Clock::time_point end = start;
+  std::vector<std::vector<int64_t>> latencies;
+  std::vector<Clock::time_point> last_done;
   for (Worker& w : workers) {
     if (!w.error.empty()) fail(w.error);
-    all.insert(all.end(), w.latencies_ns.begin(), w.latencies_ns.end());
-    end = std::max(end, w.last_done);
+    latencies.push_back(std::move(w.latencies_ns));
+    last_done.push_back(w.last_done);
   }
-  if (all.empty()) fail("no call completed in the measured window");
-  std::sort(all.begin(), all.end());
-
-  Sample s;
-  s.elapsed_s = std::chrono::duration<double>(end - start).count();
-  s.per_second = static_cast<double>(all.size() * units_per_call) / s.elapsed_s;
-  s.p50_ms = percentile_ms(all, 0.50);
-  s.p99_ms = percentile_ms(all, 0.99);
-  return s;
+  return summarize(latencies, last_done, start, units_per_call);
 }
 
 // Not all the same byte, in case anything on the way compresses.
@@ -265,11 +279,28 @@ std::string make_payload(int thread, size_t bytes) {
 
 struct EngramSample {
   Sample sample;
-  double avg_group_events = 0;  // events per group commit (per fsync)
-  double groups_per_second = 0;
-  double sync_ms_per_group = 0;  // the writer's RocksDB Write (with fsync) per group
-  double writer_sync_busy = 0;   // share of the window the writer spent in that Write
+  double avg_group_events = 0;   // events per WAL sync (one fsync may cover several batches)
+  double groups_per_second = 0;  // WAL syncs per second
+  double sync_ms_per_group = 0;  // time in one SyncWAL
+  double writer_sync_busy = 0;   // share of the window spent syncing
 };
+
+EngramSample engram_counters(const core::LogStats& before, const core::LogStats& after,
+                             const Sample& sample) {
+  EngramSample out;
+  out.sample = sample;
+  const auto events = static_cast<double>(after.events_appended - before.events_appended);
+  const auto syncs = static_cast<double>(after.syncs - before.syncs);
+  const double sync_ms =
+      static_cast<double>(after.sync_nanos_total - before.sync_nanos_total) / 1e6;
+  if (syncs > 0) {
+    out.avg_group_events = events / syncs;
+    out.sync_ms_per_group = sync_ms / syncs;
+  }
+  out.groups_per_second = syncs / sample.elapsed_s;
+  out.writer_sync_busy = sync_ms / 1e3 / sample.elapsed_s;
+  return out;
+}
 
 EngramSample run_engram(const Settings& settings, int threads, size_t events_per_append) {
   ScratchDir dir(settings.base_dir, "engram");
@@ -291,22 +322,132 @@ EngramSample run_engram(const Settings& settings, int threads, size_t events_per
     };
   };
   core::LogStats before;
-  EngramSample out;
-  out.sample =
+  const Sample sample =
       drive(threads, events_per_append, settings.seconds, make_op, [&] { before = log->stats(); });
-  const core::LogStats after = log->stats();
+  return engram_counters(before, log->stats(), sample);
+}
 
-  const auto events = static_cast<double>(after.events_appended - before.events_appended);
-  const auto groups = static_cast<double>(after.groups_committed - before.groups_committed);
-  const double sync_ms =
-      static_cast<double>(after.sync_nanos_total - before.sync_nanos_total) / 1e6;
-  if (groups > 0) {
-    out.avg_group_events = events / groups;
-    out.sync_ms_per_group = sync_ms / groups;
+// `in_flight` appends kept in flight with append_async() by kSubmitters
+// threads: how an event-loop server (many connections on few threads) uses
+// the log. A callback hands the finished slot back to its submitter, which
+// records the latency and sends the slot's next append.
+constexpr int kSubmitters = 2;
+
+EngramSample run_engram_async(const Settings& settings, int in_flight, size_t events_per_append) {
+  ScratchDir dir(settings.base_dir, "engram-async");
+  auto opened = core::Log::open(dir.path() / "log");
+  if (!opened) fail("opening the log: " + opened.error().to_string());
+  const std::unique_ptr<core::Log> log = std::move(*opened);
+
+  struct Done {
+    int slot;
+    Clock::time_point at;
+    std::string error;
+  };
+  struct Submitter {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Done> done;
+    int outstanding = 0;  // touched by the submitter thread only
+  };
+  struct Slot {
+    std::string stream;
+    std::vector<core::EventData> events;
+    Clock::time_point started{};
+    bool measured = false;
+  };
+  std::vector<Submitter> submitters(kSubmitters);
+  std::vector<Slot> slots(static_cast<size_t>(in_flight));
+  for (int i = 0; i < in_flight; ++i) {
+    Slot& slot = slots[static_cast<size_t>(i)];
+    slot.stream = fmt::format("bench-{}", i);
+    slot.events.resize(events_per_append);
+    for (core::EventData& e : slot.events) {
+      e.type = "BenchEvent";
+      e.payload = make_payload(i, kPayloadBytes);
+    }
   }
-  out.groups_per_second = groups / out.sample.elapsed_s;
-  out.writer_sync_busy = sync_ms / 1e3 / out.sample.elapsed_s;
-  return out;
+
+  enum class Phase { warmup, measure, stop };
+  std::atomic<Phase> phase{Phase::warmup};
+  std::vector<std::vector<int64_t>> latencies(kSubmitters);
+  std::vector<Clock::time_point> last_done(kSubmitters);
+  std::vector<std::string> errors(kSubmitters);
+
+  auto send = [&](int submitter, int slot_index) -> std::string {
+    Slot& slot = slots[static_cast<size_t>(slot_index)];
+    for (core::EventData& e : slot.events) e.id = core::Uuid::v7_now();
+    slot.measured = phase.load(std::memory_order_acquire) == Phase::measure;
+    slot.started = Clock::now();
+    Submitter& sub = submitters[static_cast<size_t>(submitter)];
+    auto queued = log->append_async(
+        slot.stream, core::ExpectedVersion::any(), slot.events, {},
+        [&sub, slot_index](core::result<core::AppendResult> r) {
+          Done d{slot_index, Clock::now(), r ? std::string() : r.error().to_string()};
+          std::lock_guard lock(sub.mu);
+          sub.done.push_back(std::move(d));
+          sub.cv.notify_one();
+        });
+    return queued ? std::string() : queued.error().to_string();
+  };
+
+  std::vector<std::thread> pool;
+  for (int k = 0; k < kSubmitters; ++k) {
+    pool.emplace_back([&, k] {
+      Submitter& sub = submitters[static_cast<size_t>(k)];
+      for (int i = k; i < in_flight; i += kSubmitters) {
+        if (std::string e = send(k, i); !e.empty()) {
+          errors[static_cast<size_t>(k)] = e;
+          break;
+        }
+        ++sub.outstanding;
+      }
+      std::deque<Done> batch;
+      while (sub.outstanding > 0) {
+        {
+          std::unique_lock lock(sub.mu);
+          sub.cv.wait(lock, [&] { return !sub.done.empty(); });
+          batch.swap(sub.done);
+        }
+        for (const Done& d : batch) {
+          --sub.outstanding;
+          Slot& slot = slots[static_cast<size_t>(d.slot)];
+          if (!d.error.empty()) {
+            errors[static_cast<size_t>(k)] = d.error;
+            phase.store(Phase::stop, std::memory_order_release);
+          }
+          if (slot.measured && d.error.empty()) {
+            latencies[static_cast<size_t>(k)].push_back(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(d.at - slot.started).count());
+            last_done[static_cast<size_t>(k)] = d.at;
+          }
+          if (phase.load(std::memory_order_acquire) == Phase::stop) continue;
+          if (std::string e = send(k, d.slot); !e.empty()) {
+            errors[static_cast<size_t>(k)] = e;
+            phase.store(Phase::stop, std::memory_order_release);
+            continue;
+          }
+          ++sub.outstanding;
+        }
+        batch.clear();
+      }
+    });
+  }
+
+  std::this_thread::sleep_for(kWarmup);
+  const core::LogStats before = log->stats();
+  const Clock::time_point start = Clock::now();
+  Phase expected = Phase::warmup;
+  phase.compare_exchange_strong(expected, Phase::measure, std::memory_order_acq_rel);
+  std::this_thread::sleep_for(std::chrono::duration<double>(settings.seconds));
+  phase.store(Phase::stop, std::memory_order_release);
+  for (std::thread& th : pool) th.join();
+  for (const std::string& e : errors) {
+    if (!e.empty()) fail(e);
+  }
+
+  return engram_counters(before, log->stats(),
+                         summarize(latencies, last_done, start, events_per_append));
 }
 
 // "Interval writes: 12K writes, 12K keys, 5K commit groups, 2.3 writes per
@@ -425,7 +566,8 @@ std::string met(bool ok) {
 }
 
 struct Row {
-  int threads = 0;
+  int threads = 0;  // with `async`: appends in flight, from kSubmitters threads
+  bool async = false;
   size_t events = 0;
   std::vector<EngramSample> engram;
   std::vector<RocksdbSample> rocksdb;
@@ -454,13 +596,14 @@ std::string render_results(const std::vector<Row>& rows, const Sample& floor) {
   std::string out;
   out +=
       "| threads | events/append | engram events/s | engram p50 ms | engram p99 ms "
-      "| avg group (events) | rocksdb sync Put/s | rocksdb p50 ms | rocksdb p99 ms "
+      "| events per fsync | rocksdb sync Put/s | rocksdb p50 ms | rocksdb p99 ms "
       "| engram / rocksdb |\n";
   out += "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const Row& r : rows) {
     const double group = median_of(r.engram, [](auto& s) { return s.avg_group_events; });
     out +=
-        fmt::format("| {} | {} | {} | {} | {} | {:.1f} | {} | {} | {} | {:.2f}x |\n", r.threads,
+        fmt::format("| {} | {} | {} | {} | {} | {:.1f} | {} | {} | {} | {:.2f}x |\n",
+                    r.async ? fmt::format("{} async", r.threads) : std::to_string(r.threads),
                     r.events, with_commas(r.engram_rate()), ms(r.engram_p50()), ms(r.engram_p99()),
                     group, with_commas(r.rocksdb_rate()), ms(r.rocksdb_p50()), ms(r.rocksdb_p99()),
                     r.engram_rate() / r.rocksdb_rate());
@@ -471,9 +614,9 @@ std::string render_results(const std::vector<Row>& rows, const Sample& floor) {
       "{} ops/s, p50 {} ms, p99 {} ms\n",
       kFloorWriteBytes, with_commas(floor.per_second), ms(floor.p50_ms), ms(floor.p99_ms));
 
-  auto find = [&rows](int threads, size_t events) -> const Row* {
+  auto find = [&rows](int threads, size_t events, bool async = false) -> const Row* {
     for (const Row& r : rows) {
-      if (r.threads == threads && r.events == events) return &r;
+      if (r.threads == threads && r.events == events && r.async == async) return &r;
     }
     return nullptr;
   };
@@ -499,9 +642,20 @@ std::string render_results(const std::vector<Row>& rows, const Sample& floor) {
         "(target: several times, taken as >= {:.0f}x): {}\n",
         vs, kTargetVsRocksdb, met(vs >= kTargetVsRocksdb));
   }
+  if (const Row* async = find(64, 1, true)) {
+    const double rate = async->engram_rate();
+    const double p99 = async->engram_p99();
+    out += fmt::format(
+        "- 64 appends in flight from {} threads (append_async), 1 event/append: {} durable "
+        "events/s (target >= {}): {}; p99 {} ms (target < {:.0f} ms): {}; {:.2f}x raw RocksDB "
+        "with 64 threads\n",
+        kSubmitters, with_commas(rate), with_commas(kTargetEventsPerSecond),
+        met(rate >= kTargetEventsPerSecond), ms(p99), kTargetP99Ms, met(p99 < kTargetP99Ms),
+        rate / async->rocksdb_rate());
+  }
 
   // What explains the numbers: how well each store batches fsyncs, and how
-  // busy engram's single writer thread is inside RocksDB Write (+ fsync).
+  // busy engram's sync stage is.
   out += "\nWhere the time goes (medians across repeats):\n\n";
   for (const Row& r : rows) {
     const double groups = median_of(r.engram, [](auto& s) { return s.groups_per_second; });
@@ -515,9 +669,10 @@ std::string render_results(const std::vector<Row>& rows, const Sample& floor) {
                                   ? fmt::format("{:.1f}", median(rocks_groups))
                                   : std::string("n/a");
     out += fmt::format(
-        "- {} x {}: engram {} group commits/s, {} ms per group in RocksDB Write+fsync, "
-        "writer thread in it {:.0f}% of the time; rocksdb {} writes per commit group\n",
-        r.threads, r.events, with_commas(groups), ms(sync_ms), busy * 100, rocks);
+        "- {}{} x {}: engram {} WAL syncs/s, {} ms per SyncWAL, syncing {:.0f}% of the time; "
+        "rocksdb {} writes per commit group\n",
+        r.threads, r.async ? " async" : "", r.events, with_commas(groups), ms(sync_ms), busy * 100,
+        rocks);
   }
   return out;
 }
@@ -661,6 +816,27 @@ int run(int argc, char** argv) {
       }
       rows.push_back(std::move(row));
     }
+  }
+  // The same 64-way concurrency from two threads through append_async(), as
+  // the HTTP server drives the log; compared with the same RocksDB baseline.
+  for (const size_t events : kEventsPerCall) {
+    constexpr int kInFlight = 64;
+    if (!only.empty() && only.find(fmt::format(",{}async{},", kInFlight, events)) == std::string::npos) {
+      continue;
+    }
+    Row row;
+    row.threads = kInFlight;
+    row.async = true;
+    row.events = events;
+    for (int rep = 1; rep <= settings.repeats; ++rep) {
+      row.engram.push_back(run_engram_async(settings, kInFlight, events));
+      const Sample& e = row.engram.back().sample;
+      std::cerr << fmt::format("{} async x {:<2} #{} engram : {:>9} events/s p50 {} p99 {} ms\n",
+                               kInFlight, events, rep, with_commas(e.per_second), ms(e.p50_ms),
+                               ms(e.p99_ms));
+      row.rocksdb.push_back(run_rocksdb(settings, kInFlight, events));
+    }
+    rows.push_back(std::move(row));
   }
   if (settings.base_dir_created) {
     std::error_code ec;

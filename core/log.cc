@@ -299,6 +299,25 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir, const L
 
 result<AppendResult> Log::append(std::string_view stream, ExpectedVersion expected,
                                  std::span<const EventData> events, const AppendContext& context) {
+  AppendRequest req;
+  if (auto r = prepare(stream, expected, events, context, req); !r) return r.error();
+  return impl_->writer->submit(req);
+}
+
+result<void> Log::append_async(std::string_view stream, ExpectedVersion expected,
+                               std::span<const EventData> events, const AppendContext& context,
+                               AppendCallback done) {
+  ENGRAM_ASSERT(done != nullptr);
+  auto req = std::make_unique<AppendRequest>();
+  req->owned_stream = std::string(stream);
+  if (auto r = prepare(req->owned_stream, expected, events, context, *req); !r) return r;
+  req->on_done = std::move(done);
+  return impl_->writer->submit_async(std::move(req));
+}
+
+result<void> Log::prepare(std::string_view stream, ExpectedVersion expected,
+                          std::span<const EventData> events, const AppendContext& context,
+                          AppendRequest& req) const {
   const LogOptions& o = impl_->options;
   if (!impl_->writer) return make_error(errc::read_only, "the log was opened read-only");
   if (auto r = check_name("stream name", stream, o.max_stream_name_bytes, false); !r) return r.error();
@@ -311,7 +330,6 @@ result<AppendResult> Log::append(std::string_view stream, ExpectedVersion expect
 
   // Encoding and hashing happen here, on the caller's thread, so the single
   // writer thread only seals and batches.
-  AppendRequest req;
   req.stream = stream;
   req.expected = expected;
   req.events.reserve(events.size());
@@ -354,7 +372,7 @@ result<AppendResult> Log::append(std::string_view stream, ExpectedVersion expect
     return make_error(errc::invalid_argument, fmt::format("the append is {} bytes, over the limit of {}",
                                                           req.bytes, o.max_append_bytes));
   }
-  return impl_->writer->submit(req);
+  return {};
 }
 
 result<std::vector<RecordedEvent>> Log::read_stream(std::string_view stream, StreamVersion from,

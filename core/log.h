@@ -154,6 +154,7 @@ struct LogStats {
 };
 
 class Subscription;
+struct AppendRequest;
 
 class Log {
  public:
@@ -172,6 +173,18 @@ class Log {
   // Blocks until the group holding the append is fsynced.
   result<AppendResult> append(std::string_view stream, ExpectedVersion expected,
                               std::span<const EventData> events, const AppendContext& context = {});
+
+  // The same append without blocking a thread through the fsync (for event
+  // loops). If the append was queued, returns success and later calls
+  // `done` exactly once with the outcome, on one of the log's threads: it
+  // must return quickly and must not call append() (that would wait on the
+  // thread it runs on); append_async() is fine. If it was not queued (bad
+  // input, overloaded, read-only, closing) the error is returned here and
+  // `done` is never called.
+  using AppendCallback = std::function<void(result<AppendResult>)>;
+  result<void> append_async(std::string_view stream, ExpectedVersion expected,
+                            std::span<const EventData> events, const AppendContext& context,
+                            AppendCallback done);
 
   // Events of one stream starting at version `from` (forward: from, from+1,
   // ...; backward: from, from-1, ...). Backward from StreamVersion(UINT64_MAX)
@@ -206,6 +219,9 @@ class Log {
 
  private:
   explicit Log(std::unique_ptr<Impl> impl);
+  result<void> prepare(std::string_view stream, ExpectedVersion expected,
+                       std::span<const EventData> events, const AppendContext& context,
+                       AppendRequest& req) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -73,7 +73,7 @@ GroupCommitWriter::~GroupCommitWriter() {
   ENGRAM_ASSERT(sync_queue_.empty());
 }
 
-result<AppendResult> GroupCommitWriter::submit(AppendRequest& req) {
+result<void> GroupCommitWriter::enqueue(AppendRequest* req) {
   if (failed_.load(std::memory_order_acquire)) {
     return make_error(errc::read_only, health().reason);
   }
@@ -85,12 +85,24 @@ result<AppendResult> GroupCommitWriter::submit(AppendRequest& req) {
       return make_error(errc::overloaded,
                         fmt::format("append queue is full ({} requests waiting)", queue_.size()));
     }
-    queue_.push_back(&req);
+    queue_.push_back(req);
     queued_.store(queue_.size(), std::memory_order_release);
     queue_depth_.store(queue_.size(), std::memory_order_relaxed);
     wake_writer = writer_sleeping_;
   }
   if (wake_writer) cv_.notify_one();
+  return {};
+}
+
+result<void> GroupCommitWriter::submit_async(std::unique_ptr<AppendRequest> req) {
+  ENGRAM_ASSERT(req->on_done != nullptr);
+  auto queued = enqueue(req.get());
+  if (queued) (void)req.release();  // completion frees it
+  return queued;
+}
+
+result<AppendResult> GroupCommitWriter::submit(AppendRequest& req) {
+  if (auto queued = enqueue(&req); !queued) return queued.error();
 
   const bool alone = in_flight_.fetch_add(1, std::memory_order_relaxed) == 0;
   if (alone) {
@@ -240,7 +252,13 @@ bool GroupCommitWriter::take_group(std::vector<AppendRequest*>& out) {
 
 void GroupCommitWriter::complete(AppendRequest& req) {
   ENGRAM_ASSERT(req.outcome.has_value());
-  req.done.signal();
+  if (req.on_done) {
+    const std::unique_ptr<AppendRequest> owned(&req);
+    const auto callback = std::move(req.on_done);
+    callback(std::move(*req.outcome));
+    return;
+  }
+  req.done.signal();  // the waiter may destroy req at once
 }
 
 void GroupCommitWriter::fail(const std::string& reason) {

@@ -26,6 +26,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -47,14 +48,18 @@ struct PreparedEvent {
 };
 
 struct AppendRequest {
-  std::string_view stream;
+  std::string_view stream;       // the caller's, or owned_stream for async appends
+  std::string owned_stream;
   ExpectedVersion expected = ExpectedVersion::any();
   std::vector<PreparedEvent> events;
   size_t bytes = 0;
 
-  // Set by the writer before `done`.
+  // Set by the writer before completion.
   std::optional<result<AppendResult>> outcome;
+  // Completion: a blocked caller waits on `done`; an async append has a
+  // callback instead, and the writer owns (and frees) the request.
   Completion done;
+  std::function<void(result<AppendResult>)> on_done;
 };
 
 struct WriterDeps {
@@ -81,6 +86,8 @@ class GroupCommitWriter {
   // Queues `req` and blocks until the writer has decided it (and, if it
   // wrote anything, fsynced it). Fails fast when the queue is full.
   result<AppendResult> submit(AppendRequest& req);
+  // Queues a request that has a callback; on success the writer owns it.
+  result<void> submit_async(std::unique_ptr<AppendRequest> req);
 
   Health health() const;
   void add_stats(LogStats& s) const;
@@ -107,6 +114,7 @@ class GroupCommitWriter {
     std::vector<AppendRequest*> pending;
   };
 
+  result<void> enqueue(AppendRequest* req);
   void run();
   void run_syncer();
   bool take_group(std::vector<AppendRequest*>& out);

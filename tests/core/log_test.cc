@@ -1,7 +1,11 @@
 #include <doctest/doctest.h>
 #include <rocksdb/db.h>
 
+#include <condition_variable>
+#include <functional>
 #include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "core/keys.h"
@@ -443,4 +447,77 @@ TEST_CASE("verify passes on an intact log and names the first altered position")
     REQUIRE_FALSE(log);
     CHECK(log.error().code == errc::corruption);
   }
+}
+
+TEST_CASE("append_async: each callback once with the durable result; bad input fails at once") {
+  TempDir dir;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<AppendResult> results;
+  int errors = 0;
+  constexpr int kAppends = 200;
+  {
+    auto log = open_or_die(dir.path());
+    for (int i = 0; i < kAppends; ++i) {
+      const std::vector<EventData> events{event("A", std::to_string(i))};
+      auto queued = log->append_async("s" + std::to_string(i % 7), ExpectedVersion::any(), events, {},
+                                      [&, log_ptr = log.get()](result<AppendResult> r) {
+                                        std::lock_guard lock(mu);
+                                        if (r) {
+                                          // Acknowledged means durable and visible.
+                                          CHECK(log_ptr->head().position >= r->last);
+                                          results.push_back(*r);
+                                        } else {
+                                          ++errors;
+                                        }
+                                        cv.notify_all();
+                                      });
+      REQUIRE(queued);
+    }
+    bool called = false;
+    auto bad = log->append_async("", ExpectedVersion::any(), std::vector<EventData>{event("A")}, {},
+                                 [&](result<AppendResult>) { called = true; });
+    CHECK(bad.error().code == errc::invalid_argument);
+    {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::seconds(30), [&] { return results.size() + errors == kAppends; });
+    }
+    CHECK_FALSE(called);
+  }
+  CHECK(errors == 0);
+  REQUIRE(results.size() == kAppends);
+  std::set<uint64_t> positions;
+  for (const auto& r : results) positions.insert(r.first.value());
+  CHECK(positions.size() == kAppends);
+  CHECK(*positions.rbegin() == kAppends);
+}
+
+TEST_CASE("append_async: appends still queued when the log closes complete, and callbacks may chain") {
+  TempDir dir;
+  std::atomic<int> done{0};
+  {
+    auto log = open_or_die(dir.path());
+    Log* raw = log.get();
+    std::function<void(result<AppendResult>)> chain = [&](result<AppendResult> r) {
+      REQUIRE(r);
+      if (++done < 50) {
+        REQUIRE(raw->append_async("chained", ExpectedVersion::exact(r->version),
+                                  std::vector<EventData>{event("Next")}, {}, chain));
+      }
+    };
+    REQUIRE(log->append_async("chained", ExpectedVersion::no_stream(), std::vector<EventData>{event("First")},
+                              {}, chain));
+    while (done.load() < 50) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (int i = 0; i < 20; ++i) {
+      REQUIRE(log->append_async("tail", ExpectedVersion::any(), std::vector<EventData>{event("T")}, {},
+                                [&](result<AppendResult> r) {
+                                  CHECK(r);
+                                  ++done;
+                                }));
+    }
+  }  // closing drains the queue
+  CHECK(done.load() == 70);
+  auto log = open_or_die(dir.path());
+  CHECK(log->stream_version("chained").value() == StreamVersion(50));
+  CHECK(log->stream_version("tail").value() == StreamVersion(20));
 }
