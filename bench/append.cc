@@ -36,17 +36,17 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstdint>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <deque>
-#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -792,7 +792,8 @@ int run(int argc, char** argv) {
   std::vector<Row> rows;
   for (const int threads : kThreadCounts) {
     for (const size_t events : kEventsPerCall) {
-      if (!only.empty() && only.find(fmt::format(",{}x{},", threads, events)) == std::string::npos) {
+      if (!only.empty() &&
+          only.find(fmt::format(",{}x{},", threads, events)) == std::string::npos) {
         continue;
       }
       Row row;
@@ -821,7 +822,8 @@ int run(int argc, char** argv) {
   // the HTTP server drives the log; compared with the same RocksDB baseline.
   for (const size_t events : kEventsPerCall) {
     constexpr int kInFlight = 64;
-    if (!only.empty() && only.find(fmt::format(",{}async{},", kInFlight, events)) == std::string::npos) {
+    if (!only.empty() &&
+        only.find(fmt::format(",{}async{},", kInFlight, events)) == std::string::npos) {
       continue;
     }
     Row row;

@@ -39,7 +39,9 @@ Sha256& thread_hasher() {
   return h;
 }
 
-fbs::Id128 to_fbs(const Uuid& u) { return fbs::Id128(u.hi, u.lo); }
+fbs::Id128 to_fbs(const Uuid& u) {
+  return fbs::Id128(u.hi, u.lo);
+}
 
 }  // namespace
 

@@ -13,18 +13,30 @@ class LogCategory final : public std::error_category {
 
 const char* errc_name(errc e) noexcept {
   switch (e) {
-    case errc::success: return "success";
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::wrong_expected_version: return "wrong_expected_version";
-    case errc::duplicate_id_conflict: return "duplicate_id_conflict";
-    case errc::overloaded: return "overloaded";
-    case errc::read_only: return "read_only";
-    case errc::io_error: return "io_error";
-    case errc::corruption: return "corruption";
-    case errc::timeout: return "timeout";
-    case errc::not_found: return "not_found";
-    case errc::locked: return "locked";
-    case errc::shutting_down: return "shutting_down";
+    case errc::success:
+      return "success";
+    case errc::invalid_argument:
+      return "invalid_argument";
+    case errc::wrong_expected_version:
+      return "wrong_expected_version";
+    case errc::duplicate_id_conflict:
+      return "duplicate_id_conflict";
+    case errc::overloaded:
+      return "overloaded";
+    case errc::read_only:
+      return "read_only";
+    case errc::io_error:
+      return "io_error";
+    case errc::corruption:
+      return "corruption";
+    case errc::timeout:
+      return "timeout";
+    case errc::not_found:
+      return "not_found";
+    case errc::locked:
+      return "locked";
+    case errc::shutting_down:
+      return "shutting_down";
   }
   return "unknown";
 }

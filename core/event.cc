@@ -14,12 +14,15 @@ const fbs::Envelope* root(const std::string& bytes) {
   return fbs::GetEnvelope(bytes.data());
 }
 
-Uuid from_fbs(const fbs::Id128* id) { return id ? Uuid{id->hi(), id->lo()} : Uuid{}; }
+Uuid from_fbs(const fbs::Id128* id) {
+  return id ? Uuid{id->hi(), id->lo()} : Uuid{};
+}
 
 Hash256 from_fbs(const fbs::Hash256* h) {
   Hash256 out{};
   const auto* bytes = h->bytes();
-  for (size_t i = 0; i < out.size(); ++i) out[i] = bytes->Get(static_cast<flatbuffers::uoffset_t>(i));
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = bytes->Get(static_cast<flatbuffers::uoffset_t>(i));
   return out;
 }
 
@@ -44,9 +47,12 @@ result<RecordedEvent> RecordedEvent::decode(std::string bytes) {
   }
   const auto* env = fbs::GetEnvelope(data);
   if (env->position() == 0) return make_error(errc::corruption, "envelope has position 0");
-  if (env->stream_version() == 0) return make_error(errc::corruption, "envelope has stream version 0");
-  if (env->stream()->size() == 0) return make_error(errc::corruption, "envelope has an empty stream");
-  if (env->event_type()->size() == 0) return make_error(errc::corruption, "envelope has an empty type");
+  if (env->stream_version() == 0)
+    return make_error(errc::corruption, "envelope has stream version 0");
+  if (env->stream()->size() == 0)
+    return make_error(errc::corruption, "envelope has an empty stream");
+  if (env->event_type()->size() == 0)
+    return make_error(errc::corruption, "envelope has an empty type");
   const auto format = static_cast<uint8_t>(env->payload_format());
   if (format > static_cast<uint8_t>(PayloadFormat::flexbuffer)) {
     return make_error(errc::corruption, "envelope has an unknown payload format");
@@ -54,24 +60,54 @@ result<RecordedEvent> RecordedEvent::decode(std::string bytes) {
   return RecordedEvent(std::move(bytes));
 }
 
-Position RecordedEvent::position() const { return Position(root(bytes_)->position()); }
-StreamVersion RecordedEvent::version() const { return StreamVersion(root(bytes_)->stream_version()); }
-std::string_view RecordedEvent::stream() const { return view_of(root(bytes_)->stream()); }
-std::string_view RecordedEvent::type() const { return view_of(root(bytes_)->event_type()); }
-uint16_t RecordedEvent::schema_version() const { return root(bytes_)->schema_version(); }
-Uuid RecordedEvent::id() const { return from_fbs(root(bytes_)->event_id()); }
-Uuid RecordedEvent::command_id() const { return from_fbs(root(bytes_)->command_id()); }
-Uuid RecordedEvent::causation_id() const { return from_fbs(root(bytes_)->causation_id()); }
-Uuid RecordedEvent::correlation_id() const { return from_fbs(root(bytes_)->correlation_id()); }
-std::string_view RecordedEvent::actor() const { return view_of(root(bytes_)->actor()); }
-int64_t RecordedEvent::recorded_at_ns() const { return root(bytes_)->recorded_at_ns(); }
+Position RecordedEvent::position() const {
+  return Position(root(bytes_)->position());
+}
+StreamVersion RecordedEvent::version() const {
+  return StreamVersion(root(bytes_)->stream_version());
+}
+std::string_view RecordedEvent::stream() const {
+  return view_of(root(bytes_)->stream());
+}
+std::string_view RecordedEvent::type() const {
+  return view_of(root(bytes_)->event_type());
+}
+uint16_t RecordedEvent::schema_version() const {
+  return root(bytes_)->schema_version();
+}
+Uuid RecordedEvent::id() const {
+  return from_fbs(root(bytes_)->event_id());
+}
+Uuid RecordedEvent::command_id() const {
+  return from_fbs(root(bytes_)->command_id());
+}
+Uuid RecordedEvent::causation_id() const {
+  return from_fbs(root(bytes_)->causation_id());
+}
+Uuid RecordedEvent::correlation_id() const {
+  return from_fbs(root(bytes_)->correlation_id());
+}
+std::string_view RecordedEvent::actor() const {
+  return view_of(root(bytes_)->actor());
+}
+int64_t RecordedEvent::recorded_at_ns() const {
+  return root(bytes_)->recorded_at_ns();
+}
 PayloadFormat RecordedEvent::payload_format() const {
   return static_cast<PayloadFormat>(root(bytes_)->payload_format());
 }
-std::span<const uint8_t> RecordedEvent::payload() const { return span_of(root(bytes_)->payload()); }
-std::span<const uint8_t> RecordedEvent::metadata() const { return span_of(root(bytes_)->metadata()); }
-Hash256 RecordedEvent::prev_hash() const { return from_fbs(root(bytes_)->prev_hash()); }
-Hash256 RecordedEvent::hash() const { return from_fbs(root(bytes_)->hash()); }
+std::span<const uint8_t> RecordedEvent::payload() const {
+  return span_of(root(bytes_)->payload());
+}
+std::span<const uint8_t> RecordedEvent::metadata() const {
+  return span_of(root(bytes_)->metadata());
+}
+Hash256 RecordedEvent::prev_hash() const {
+  return from_fbs(root(bytes_)->prev_hash());
+}
+Hash256 RecordedEvent::hash() const {
+  return from_fbs(root(bytes_)->hash());
+}
 
 Hash256 RecordedEvent::content_digest() const {
   envelope::Content c;
@@ -90,7 +126,8 @@ Hash256 RecordedEvent::content_digest() const {
 }
 
 Hash256 RecordedEvent::compute_hash() const {
-  return envelope::chain_hash(prev_hash(), position(), version(), recorded_at_ns(), content_digest());
+  return envelope::chain_hash(prev_hash(), position(), version(), recorded_at_ns(),
+                              content_digest());
 }
 
 }  // namespace engram::core

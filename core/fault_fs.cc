@@ -13,20 +13,23 @@ class FaultWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
 
   rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                            rocksdb::IODebugContext* dbg) override {
-    if (fs_.fail_wal_append_.load()) return rocksdb::IOStatus::IOError("injected WAL append failure");
+    if (fs_.fail_wal_append_.load())
+      return rocksdb::IOStatus::IOError("injected WAL append failure");
     return FSWritableFileOwnerWrapper::Append(data, options, dbg);
   }
   rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                            const rocksdb::DataVerificationInfo& info,
                            rocksdb::IODebugContext* dbg) override {
-    if (fs_.fail_wal_append_.load()) return rocksdb::IOStatus::IOError("injected WAL append failure");
+    if (fs_.fail_wal_append_.load())
+      return rocksdb::IOStatus::IOError("injected WAL append failure");
     return FSWritableFileOwnerWrapper::Append(data, options, info, dbg);
   }
   rocksdb::IOStatus Sync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
     if (auto s = before_sync(); !s.ok()) return s;
     return FSWritableFileOwnerWrapper::Sync(options, dbg);
   }
-  rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
+  rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options,
+                          rocksdb::IODebugContext* dbg) override {
     if (auto s = before_sync(); !s.ok()) return s;
     return FSWritableFileOwnerWrapper::Fsync(options, dbg);
   }
@@ -52,25 +55,23 @@ rocksdb::IOStatus FaultInjectionFs::wrap(const std::string& fname, rocksdb::IOSt
   return s;
 }
 
-rocksdb::IOStatus FaultInjectionFs::NewWritableFile(const std::string& fname,
-                                                    const rocksdb::FileOptions& options,
-                                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
-                                                    rocksdb::IODebugContext* dbg) {
+rocksdb::IOStatus FaultInjectionFs::NewWritableFile(
+    const std::string& fname, const rocksdb::FileOptions& options,
+    std::unique_ptr<rocksdb::FSWritableFile>* result, rocksdb::IODebugContext* dbg) {
   return wrap(fname, FileSystemWrapper::NewWritableFile(fname, options, result, dbg), result);
 }
 
-rocksdb::IOStatus FaultInjectionFs::ReopenWritableFile(const std::string& fname,
-                                                       const rocksdb::FileOptions& options,
-                                                       std::unique_ptr<rocksdb::FSWritableFile>* result,
-                                                       rocksdb::IODebugContext* dbg) {
+rocksdb::IOStatus FaultInjectionFs::ReopenWritableFile(
+    const std::string& fname, const rocksdb::FileOptions& options,
+    std::unique_ptr<rocksdb::FSWritableFile>* result, rocksdb::IODebugContext* dbg) {
   return wrap(fname, FileSystemWrapper::ReopenWritableFile(fname, options, result, dbg), result);
 }
 
-rocksdb::IOStatus FaultInjectionFs::ReuseWritableFile(const std::string& fname, const std::string& old_fname,
-                                                      const rocksdb::FileOptions& options,
-                                                      std::unique_ptr<rocksdb::FSWritableFile>* result,
-                                                      rocksdb::IODebugContext* dbg) {
-  return wrap(fname, FileSystemWrapper::ReuseWritableFile(fname, old_fname, options, result, dbg), result);
+rocksdb::IOStatus FaultInjectionFs::ReuseWritableFile(
+    const std::string& fname, const std::string& old_fname, const rocksdb::FileOptions& options,
+    std::unique_ptr<rocksdb::FSWritableFile>* result, rocksdb::IODebugContext* dbg) {
+  return wrap(fname, FileSystemWrapper::ReuseWritableFile(fname, old_fname, options, result, dbg),
+              result);
 }
 
 std::shared_ptr<rocksdb::Env> make_env(std::shared_ptr<rocksdb::FileSystem> fs) {

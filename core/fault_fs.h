@@ -14,7 +14,8 @@ namespace engram::core {
 
 class FaultInjectionFs final : public rocksdb::FileSystemWrapper {
  public:
-  explicit FaultInjectionFs(std::shared_ptr<rocksdb::FileSystem> base = rocksdb::FileSystem::Default())
+  explicit FaultInjectionFs(
+      std::shared_ptr<rocksdb::FileSystem> base = rocksdb::FileSystem::Default())
       : FileSystemWrapper(std::move(base)) {}
   const char* Name() const override { return "engram.FaultInjectionFs"; }
 
@@ -30,7 +31,8 @@ class FaultInjectionFs final : public rocksdb::FileSystemWrapper {
   rocksdb::IOStatus NewWritableFile(const std::string& fname, const rocksdb::FileOptions& options,
                                     std::unique_ptr<rocksdb::FSWritableFile>* result,
                                     rocksdb::IODebugContext* dbg) override;
-  rocksdb::IOStatus ReopenWritableFile(const std::string& fname, const rocksdb::FileOptions& options,
+  rocksdb::IOStatus ReopenWritableFile(const std::string& fname,
+                                       const rocksdb::FileOptions& options,
                                        std::unique_ptr<rocksdb::FSWritableFile>* result,
                                        rocksdb::IODebugContext* dbg) override;
   rocksdb::IOStatus ReuseWritableFile(const std::string& fname, const std::string& old_fname,

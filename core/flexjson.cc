@@ -56,7 +56,8 @@ bool encode(flexbuffers::Builder& b, const char* key, const nlohmann::json& v, s
       return true;
     }
     case t::binary:
-    case t::discarded: return false;
+    case t::discarded:
+      return false;
   }
   return false;
 }
@@ -109,7 +110,8 @@ bool decode(const flexbuffers::Reference& r, nlohmann::json& out, size_t depth, 
 result<std::string> json_to_flex(const nlohmann::json& value, size_t max_depth) {
   flexbuffers::Builder b(256, flexbuffers::BUILDER_FLAG_SHARE_KEYS);
   if (!encode(b, nullptr, value, 0, max_depth)) {
-    return make_error(errc::invalid_argument, fmt::format("JSON nests deeper than {} levels", max_depth));
+    return make_error(errc::invalid_argument,
+                      fmt::format("JSON nests deeper than {} levels", max_depth));
   }
   b.Finish();
   const auto& buf = b.GetBuffer();

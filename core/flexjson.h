@@ -5,7 +5,6 @@
 // nesting depth; FlexBuffers read from the log are verified before use.
 
 #include <nlohmann/json_fwd.hpp>
-
 #include <span>
 #include <string>
 
@@ -21,6 +20,7 @@ result<std::string> json_to_flex(const nlohmann::json& value, size_t max_depth =
 
 // Decodes a FlexBuffer to JSON. An empty buffer is JSON null. Fails with
 // errc::corruption when the buffer does not verify or nests too deep.
-result<nlohmann::json> flex_to_json(std::span<const uint8_t> bytes, size_t max_depth = kMaxJsonDepth);
+result<nlohmann::json> flex_to_json(std::span<const uint8_t> bytes,
+                                    size_t max_depth = kMaxJsonDepth);
 
 }  // namespace engram::core

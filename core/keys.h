@@ -21,9 +21,9 @@ inline constexpr const char* kStreamHeadsCf = "stream_heads";  // stream → ver
 inline constexpr const char* kDedupeCf = "dedupe";             // event id → DedupeEntry
 inline constexpr const char* kMetaCf = "meta";                 // named values below
 
-inline constexpr std::string_view kMetaFormat = "format";    // kFormatV1
-inline constexpr std::string_view kMetaHead = "head";        // position(8) hash(32)
-inline constexpr std::string_view kMetaNodeId = "node_id";   // 16-byte UUID
+inline constexpr std::string_view kMetaFormat = "format";   // kFormatV1
+inline constexpr std::string_view kMetaHead = "head";       // position(8) hash(32)
+inline constexpr std::string_view kMetaNodeId = "node_id";  // 16-byte UUID
 inline constexpr std::string_view kFormatV1 = "engram-log-v1";
 
 inline void put_be64(char* out, uint64_t v) {
@@ -45,7 +45,9 @@ inline std::optional<uint64_t> parse_be64(std::string_view s) {
   return get_be64(s.data());
 }
 
-inline std::string position_key(Position p) { return be64(p.value()); }
+inline std::string position_key(Position p) {
+  return be64(p.value());
+}
 
 // Stream names never contain NUL (the log rejects them), so the separator
 // keeps every stream's versions contiguous and ordered.

@@ -33,7 +33,8 @@ class UpToNulTransform final : public rocksdb::SliceTransform {
   rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
     const void* nul = std::memchr(key.data(), '\0', key.size());
     if (nul == nullptr) return key;
-    return rocksdb::Slice(key.data(), static_cast<size_t>(static_cast<const char*>(nul) - key.data()) + 1);
+    return rocksdb::Slice(key.data(),
+                          static_cast<size_t>(static_cast<const char*>(nul) - key.data()) + 1);
   }
   bool InDomain(const rocksdb::Slice&) const override { return true; }
 };
@@ -57,9 +58,12 @@ result<void> validate(const LogOptions& o) {
   if (o.max_queue_requests == 0) return bad("max_queue_requests must be > 0");
   if (o.max_group_requests == 0) return bad("max_group_requests must be > 0");
   if (o.max_events_per_append == 0) return bad("max_events_per_append must be > 0");
-  if (o.max_event_bytes > o.max_append_bytes) return bad("max_event_bytes must be <= max_append_bytes");
-  if (o.max_append_bytes > o.max_group_bytes) return bad("max_append_bytes must be <= max_group_bytes");
-  if (o.max_stream_name_bytes == 0 || o.max_event_type_bytes == 0) return bad("name limits must be > 0");
+  if (o.max_event_bytes > o.max_append_bytes)
+    return bad("max_event_bytes must be <= max_append_bytes");
+  if (o.max_append_bytes > o.max_group_bytes)
+    return bad("max_append_bytes must be <= max_group_bytes");
+  if (o.max_stream_name_bytes == 0 || o.max_event_type_bytes == 0)
+    return bad("name limits must be > 0");
   if (o.dedupe_window_events == 0) return bad("dedupe_window_events must be > 0");
   if (o.max_read_count == 0) return bad("max_read_count must be > 0");
   return {};
@@ -69,7 +73,11 @@ bool valid_utf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     const auto c = static_cast<uint8_t>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 0;
     if (len == 0 || i + len > s.size()) return false;
     uint32_t cp = len == 1 ? c : c & (0x7F >> len);
     for (size_t k = 1; k < len; ++k) {
@@ -86,26 +94,30 @@ bool valid_utf8(std::string_view s) {
 
 // Names are UTF-8 without control characters (and so without NUL, which the
 // stream index uses as a separator).
-result<void> check_name(std::string_view what, std::string_view s, size_t max_bytes, bool allow_empty) {
-  if (s.empty() && !allow_empty) return make_error(errc::invalid_argument, fmt::format("{} is empty", what));
+result<void> check_name(std::string_view what, std::string_view s, size_t max_bytes,
+                        bool allow_empty) {
+  if (s.empty() && !allow_empty)
+    return make_error(errc::invalid_argument, fmt::format("{} is empty", what));
   if (s.size() > max_bytes) {
-    return make_error(errc::invalid_argument,
-                      fmt::format("{} is {} bytes, over the limit of {}", what, s.size(), max_bytes));
+    return make_error(errc::invalid_argument, fmt::format("{} is {} bytes, over the limit of {}",
+                                                          what, s.size(), max_bytes));
   }
   for (char ch : s) {
     const auto c = static_cast<uint8_t>(ch);
     if (c < 0x20 || c == 0x7F) {
-      return make_error(errc::invalid_argument, fmt::format("{} contains a control character", what));
+      return make_error(errc::invalid_argument,
+                        fmt::format("{} contains a control character", what));
     }
   }
-  if (!valid_utf8(s)) return make_error(errc::invalid_argument, fmt::format("{} is not valid UTF-8", what));
+  if (!valid_utf8(s))
+    return make_error(errc::invalid_argument, fmt::format("{} is not valid UTF-8", what));
   return {};
 }
 
 }  // namespace
 
-bool DedupeWindowFilter::Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value, std::string*,
-                                bool*) const {
+bool DedupeWindowFilter::Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value,
+                                std::string*, bool*) const {
   auto e = keys::DedupeEntry::decode(value.ToStringView());
   if (!e) return false;  // keep what we do not understand; verification reports it
   return e->position.value() + window_ <= head_.load(std::memory_order_acquire);
@@ -121,20 +133,28 @@ Log::Impl::~Impl() {
 
 bool ExpectedVersion::admits(StreamVersion current) const {
   switch (kind_) {
-    case Kind::any: return true;
-    case Kind::no_stream: return current.value() == 0;
-    case Kind::stream_exists: return current.value() > 0;
-    case Kind::exact: return current.value() == version_;
+    case Kind::any:
+      return true;
+    case Kind::no_stream:
+      return current.value() == 0;
+    case Kind::stream_exists:
+      return current.value() > 0;
+    case Kind::exact:
+      return current.value() == version_;
   }
   return false;
 }
 
 std::string ExpectedVersion::to_string() const {
   switch (kind_) {
-    case Kind::any: return "any";
-    case Kind::no_stream: return "no-stream";
-    case Kind::stream_exists: return "stream-exists";
-    case Kind::exact: return std::to_string(version_);
+    case Kind::any:
+      return "any";
+    case Kind::no_stream:
+      return "no-stream";
+    case Kind::stream_exists:
+      return "stream-exists";
+    case Kind::exact:
+      return std::to_string(version_);
   }
   return "?";
 }
@@ -142,7 +162,8 @@ std::string ExpectedVersion::to_string() const {
 Log::Log(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Log::~Log() = default;
 
-result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir, const LogOptions& options) {
+result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
+                                       const LogOptions& options) {
   if (auto v = validate(options); !v) return v.error();
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
@@ -156,7 +177,8 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir, const L
     }
     std::filesystem::create_directories(dir, ec);
     if (ec) {
-      return make_error(errc::io_error, fmt::format("cannot create '{}': {}", dir.string(), ec.message()));
+      return make_error(errc::io_error,
+                        fmt::format("cannot create '{}': {}", dir.string(), ec.message()));
     }
   }
 
@@ -174,13 +196,15 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir, const L
   // other modules (read models); unknown ones get default options.
   std::vector<std::string> existing;
   (void)rocksdb::DB::ListColumnFamilies(dbo, dir.string(), &existing);
-  const std::vector<std::pair<const char*, bool>> core_families = {
-      {keys::kEventsCf, true},  {keys::kStreamIndexCf, false}, {keys::kStreamHeadsCf, true},
-      {keys::kDedupeCf, true},  {keys::kMetaCf, true}};
+  const std::vector<std::pair<const char*, bool>> core_families = {{keys::kEventsCf, true},
+                                                                   {keys::kStreamIndexCf, false},
+                                                                   {keys::kStreamHeadsCf, true},
+                                                                   {keys::kDedupeCf, true},
+                                                                   {keys::kMetaCf, true}};
 
   impl->head = std::make_unique<HeadState>(Head{});
-  impl->dedupe_filter =
-      std::make_unique<DedupeWindowFilter>(impl->head->position_atomic(), options.dedupe_window_events);
+  impl->dedupe_filter = std::make_unique<DedupeWindowFilter>(impl->head->position_atomic(),
+                                                             options.dedupe_window_events);
 
   const auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -190,7 +214,8 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir, const L
     if (std::string_view(name) == keys::kDedupeCf) {
       cf.compaction_filter = impl->dedupe_filter.get();
     }
-    if (std::string_view(name) == keys::kStreamIndexCf || std::string_view(name) == keys::kStreamHeadsCf) {
+    if (std::string_view(name) == keys::kStreamIndexCf ||
+        std::string_view(name) == keys::kStreamHeadsCf) {
       cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<UpToNulTransform>();
     }
     descriptors.emplace_back(name, cf);
@@ -203,11 +228,13 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir, const L
 
   rocksdb::DB* raw = nullptr;
   const rocksdb::Status s =
-      options.read_only ? rocksdb::DB::OpenForReadOnly(dbo, dir.string(), descriptors, &impl->handles, &raw)
-                        : rocksdb::DB::Open(dbo, dir.string(), descriptors, &impl->handles, &raw);
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(dbo, dir.string(), descriptors, &impl->handles, &raw)
+          : rocksdb::DB::Open(dbo, dir.string(), descriptors, &impl->handles, &raw);
   if (!s.ok()) {
     Error e = from_status(s, fmt::format("opening '{}'", dir.string()));
-    if (e.code == errc::locked) e.message = fmt::format("'{}' is locked by another process", dir.string());
+    if (e.code == errc::locked)
+      e.message = fmt::format("'{}' is locked by another process", dir.string());
     return e;
   }
   impl->db.reset(raw);
@@ -226,7 +253,8 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir, const L
     it->SeekToFirst();
     if (it->Valid()) return make_error(errc::corruption, "the log has events but no format marker");
     if (options.read_only) {
-      return make_error(errc::not_found, fmt::format("'{}' holds no initialised engram log", dir.string()));
+      return make_error(errc::not_found,
+                        fmt::format("'{}' holds no initialised engram log", dir.string()));
     }
     rocksdb::WriteBatch batch;
     const Uuid node = Uuid::v7_now();
@@ -235,7 +263,8 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir, const L
     batch.Put(impl->meta, keys::kMetaHead, keys::HeadValue{}.encode());
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    if (auto ws = impl->db->Write(wo, &batch); !ws.ok()) return from_status(ws, "initialising the log");
+    if (auto ws = impl->db->Write(wo, &batch); !ws.ok())
+      return from_status(ws, "initialising the log");
     format = std::string(keys::kFormatV1);
   } else if (!fs.ok()) {
     return from_status(fs, "reading the format marker");
@@ -320,12 +349,15 @@ result<void> Log::prepare(std::string_view stream, ExpectedVersion expected,
                           AppendRequest& req) const {
   const LogOptions& o = impl_->options;
   if (!impl_->writer) return make_error(errc::read_only, "the log was opened read-only");
-  if (auto r = check_name("stream name", stream, o.max_stream_name_bytes, false); !r) return r.error();
+  if (auto r = check_name("stream name", stream, o.max_stream_name_bytes, false); !r)
+    return r.error();
   if (auto r = check_name("actor", context.actor, o.max_actor_bytes, true); !r) return r.error();
-  if (events.empty()) return make_error(errc::invalid_argument, "an append needs at least one event");
+  if (events.empty())
+    return make_error(errc::invalid_argument, "an append needs at least one event");
   if (events.size() > o.max_events_per_append) {
-    return make_error(errc::invalid_argument, fmt::format("{} events in one append, over the limit of {}",
-                                                          events.size(), o.max_events_per_append));
+    return make_error(errc::invalid_argument,
+                      fmt::format("{} events in one append, over the limit of {}", events.size(),
+                                  o.max_events_per_append));
   }
 
   // Encoding and hashing happen here, on the caller's thread, so the single
@@ -335,13 +367,16 @@ result<void> Log::prepare(std::string_view stream, ExpectedVersion expected,
   req.events.reserve(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
     const EventData& e = events[i];
-    if (auto r = check_name(fmt::format("events[{}].type", i), e.type, o.max_event_type_bytes, false); !r) {
+    if (auto r =
+            check_name(fmt::format("events[{}].type", i), e.type, o.max_event_type_bytes, false);
+        !r) {
       return r.error();
     }
     const size_t bytes = e.payload.size() + e.metadata.size();
     if (bytes > o.max_event_bytes) {
-      return make_error(errc::invalid_argument, fmt::format("events[{}] is {} bytes, over the limit of {}",
-                                                            i, bytes, o.max_event_bytes));
+      return make_error(
+          errc::invalid_argument,
+          fmt::format("events[{}] is {} bytes, over the limit of {}", i, bytes, o.max_event_bytes));
     }
     req.bytes += bytes;
     PreparedEvent p;
@@ -369,8 +404,9 @@ result<void> Log::prepare(std::string_view stream, ExpectedVersion expected,
     req.events.push_back(std::move(p));
   }
   if (req.bytes > o.max_append_bytes) {
-    return make_error(errc::invalid_argument, fmt::format("the append is {} bytes, over the limit of {}",
-                                                          req.bytes, o.max_append_bytes));
+    return make_error(
+        errc::invalid_argument,
+        fmt::format("the append is {} bytes, over the limit of {}", req.bytes, o.max_append_bytes));
   }
   return {};
 }
@@ -428,15 +464,19 @@ result<std::vector<RecordedEvent>> Log::read_stream(std::string_view stream, Str
   out.reserve(positions.size());
   for (size_t i = 0; i < positions.size(); ++i) {
     if (!statuses[i].ok()) {
-      return from_status(statuses[i], fmt::format("reading position {} of stream '{}'", positions[i], stream));
+      return from_status(statuses[i],
+                         fmt::format("reading position {} of stream '{}'", positions[i], stream));
     }
     auto ev = RecordedEvent::decode(values[i].ToString());
-    if (!ev) return make_error(errc::corruption, fmt::format("position {}: {}", positions[i], ev.error().message));
+    if (!ev)
+      return make_error(errc::corruption,
+                        fmt::format("position {}: {}", positions[i], ev.error().message));
     if (ev->position().value() != positions[i] || ev->stream() != stream ||
         ev->version().value() != versions[i]) {
-      return make_error(errc::corruption,
-                        fmt::format("stream index entry {}@{} points at position {}, which holds {}@{}",
-                                    stream, versions[i], positions[i], ev->stream(), ev->version().value()));
+      return make_error(
+          errc::corruption,
+          fmt::format("stream index entry {}@{} points at position {}, which holds {}@{}", stream,
+                      versions[i], positions[i], ev->stream(), ev->version().value()));
     }
     out.push_back(std::move(*ev));
   }
@@ -460,20 +500,23 @@ result<std::vector<RecordedEvent>> Log::read_all(Position from, size_t max_count
     auto pos = keys::parse_be64(it->key().ToStringView());
     if (!pos) return make_error(errc::corruption, "malformed event key");
     if (*pos != expected) {
-      return make_error(errc::corruption, fmt::format("position {} is missing from the log", expected));
+      return make_error(errc::corruption,
+                        fmt::format("position {} is missing from the log", expected));
     }
     auto ev = RecordedEvent::decode(it->value().ToString());
-    if (!ev) return make_error(errc::corruption, fmt::format("position {}: {}", *pos, ev.error().message));
+    if (!ev)
+      return make_error(errc::corruption, fmt::format("position {}: {}", *pos, ev.error().message));
     if (ev->position().value() != *pos) {
-      return make_error(errc::corruption, fmt::format("the event stored at {} says position {}", *pos,
-                                                      ev->position().value()));
+      return make_error(errc::corruption, fmt::format("the event stored at {} says position {}",
+                                                      *pos, ev->position().value()));
     }
     out.push_back(std::move(*ev));
     ++expected;
   }
   if (!it->status().ok()) return from_status(it->status(), "reading the log");
   if (out.size() < max_count && expected <= head) {
-    return make_error(errc::corruption, fmt::format("position {} is missing from the log", expected));
+    return make_error(errc::corruption,
+                      fmt::format("position {} is missing from the log", expected));
   }
   return out;
 }
@@ -499,7 +542,9 @@ result<StreamVersion> Log::stream_version(std::string_view stream) const {
   return StreamVersion(0);
 }
 
-Head Log::head() const { return impl_->head->get(); }
+Head Log::head() const {
+  return impl_->head->get();
+}
 
 bool Log::wait_for(Position position, std::chrono::milliseconds timeout) const {
   return impl_->head->wait_for(position, timeout);
@@ -520,9 +565,12 @@ LogStats Log::stats() const {
   return s;
 }
 
-const std::filesystem::path& Log::dir() const { return impl_->dir; }
+const std::filesystem::path& Log::dir() const {
+  return impl_->dir;
+}
 
-result<std::vector<RecordedEvent>> Subscription::next(size_t max_count, std::chrono::milliseconds timeout) {
+result<std::vector<RecordedEvent>> Subscription::next(size_t max_count,
+                                                      std::chrono::milliseconds timeout) {
   if (log_.head().position <= last_ && !log_.wait_for(last_.next(), timeout)) {
     return std::vector<RecordedEvent>{};
   }

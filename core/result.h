@@ -21,7 +21,9 @@ struct Error {
   std::string to_string() const { return std::string(errc_name(code)) + ": " + message; }
 };
 
-inline Error make_error(errc code, std::string message) { return Error{code, std::move(message), {}}; }
+inline Error make_error(errc code, std::string message) {
+  return Error{code, std::move(message), {}};
+}
 
 // Either a value or an Error. Accessing the wrong side is a programmer error
 // and asserts.

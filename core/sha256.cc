@@ -19,9 +19,13 @@ Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
   reset();
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(ctx_);
+}
 
-void Sha256::reset() { ENGRAM_ASSERT(EVP_DigestInit_ex(ctx_, sha256_md(), nullptr) == 1); }
+void Sha256::reset() {
+  ENGRAM_ASSERT(EVP_DigestInit_ex(ctx_, sha256_md(), nullptr) == 1);
+}
 
 void Sha256::update(const void* data, size_t len) {
   ENGRAM_ASSERT(EVP_DigestUpdate(ctx_, data, len) == 1);

@@ -24,8 +24,9 @@ result<VerifyReport> Log::verify(Position from, Position to,
   Hash256 prev{};
   if (from.value() > 1) {
     std::string value;
-    const rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->events,
-                                             keys::position_key(Position(from.value() - 1)), &value);
+    const rocksdb::Status s =
+        impl_->db->Get(rocksdb::ReadOptions(), impl_->events,
+                       keys::position_key(Position(from.value() - 1)), &value);
     if (s.IsNotFound()) return broken(from.value() - 1, "event missing");
     if (!s.ok()) return make_error(errc::io_error, s.ToString());
     auto ev = RecordedEvent::decode(std::move(value));
@@ -54,24 +55,28 @@ result<VerifyReport> Log::verify(Position from, Position to,
       return broken(expected, "prev hash does not match the hash of the event before it");
     }
     const Hash256 hash = ev->compute_hash();
-    if (hash != ev->hash()) return broken(expected, "hash mismatch: the event's content was altered");
+    if (hash != ev->hash())
+      return broken(expected, "hash mismatch: the event's content was altered");
     prev = hash;
     report.head = Head{Position(expected), hash};
     ++report.events_checked;
     ++expected;
-    if (progress && report.events_checked % kProgressEvery == 0) progress(report.events_checked, total);
+    if (progress && report.events_checked % kProgressEvery == 0)
+      progress(report.events_checked, total);
   }
   if (!it->status().ok()) return make_error(errc::io_error, it->status().ToString());
   if (expected <= to.value()) {
     return broken(expected, fmt::format("event missing (the log ends at {})", expected - 1));
   }
   if (to == head.position) {
-    if (prev != head.hash) return broken(to.value(), "hash differs from the head hash recorded in meta");
+    if (prev != head.hash)
+      return broken(to.value(), "hash differs from the head hash recorded in meta");
     // With a live writer, events past the head are a group being synced;
     // in a read-only view nothing may lie beyond it.
     if (!impl_->writer && it->Valid()) {
-      return broken(to.value() + 1, fmt::format("event stored beyond the head ({}) recorded in meta",
-                                                head.position.value()));
+      return broken(
+          to.value() + 1,
+          fmt::format("event stored beyond the head ({}) recorded in meta", head.position.value()));
     }
   }
   if (progress) progress(report.events_checked, total);

@@ -1,7 +1,6 @@
 #include "core/writer.h"
 
 #include <fmt/format.h>
-
 #include <pthread.h>
 
 #include <algorithm>
@@ -324,7 +323,8 @@ std::unique_ptr<GroupCommitWriter::Group> GroupCommitWriter::write_group(
   return g;
 }
 
-std::optional<result<AppendResult>> GroupCommitWriter::check_duplicates(AppendRequest& req, Group& g,
+std::optional<result<AppendResult>> GroupCommitWriter::check_duplicates(AppendRequest& req,
+                                                                        Group& g,
                                                                         bool& depends_on_group) {
   const size_t n = req.events.size();
   std::vector<std::optional<PendingId>> found(n);

@@ -48,7 +48,7 @@ struct PreparedEvent {
 };
 
 struct AppendRequest {
-  std::string_view stream;       // the caller's, or owned_stream for async appends
+  std::string_view stream;  // the caller's, or owned_stream for async appends
   std::string owned_stream;
   ExpectedVersion expected = ExpectedVersion::any();
   std::vector<PreparedEvent> events;

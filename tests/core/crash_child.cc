@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
         for (size_t k = 0; k < events.size(); ++k) {
           lines += events[k].id.to_string() + " " + std::to_string(r->first.value() + k) + "\n";
         }
-        if (write(STDOUT_FILENO, lines.data(), lines.size()) != static_cast<ssize_t>(lines.size())) {
+        if (write(STDOUT_FILENO, lines.data(), lines.size()) !=
+            static_cast<ssize_t>(lines.size())) {
           std::_Exit(4);
         }
       }

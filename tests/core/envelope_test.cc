@@ -1,9 +1,10 @@
+#include "core/envelope.h"
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "core/envelope.h"
 #include "core/flexjson.h"
 
 using namespace engram::core;
@@ -73,7 +74,8 @@ TEST_CASE("the decoder rejects empty, garbage and truncated buffers without cras
 }
 
 TEST_CASE("JSON <-> FlexBuffers round trip and limits") {
-  const auto j = nlohmann::json::parse(R"({"a":1,"b":[true,null,2.5,"x"],"c":{"d":-3,"e":18446744073709551615}})");
+  const auto j = nlohmann::json::parse(
+      R"({"a":1,"b":[true,null,2.5,"x"],"c":{"d":-3,"e":18446744073709551615}})");
   auto flex = json_to_flex(j);
   REQUIRE(flex);
   auto back = flex_to_json({reinterpret_cast<const uint8_t*>(flex->data()), flex->size()});

@@ -1,3 +1,5 @@
+#include "core/log.h"
+
 #include <doctest/doctest.h>
 #include <rocksdb/db.h>
 
@@ -9,7 +11,6 @@
 #include <thread>
 
 #include "core/keys.h"
-#include "core/log.h"
 #include "tests/support/log_fixture.h"
 
 using namespace engram;
@@ -231,15 +232,18 @@ TEST_CASE("bad input changes nothing") {
   CHECK(append1(*log, "", ExpectedVersion::any()).error().code == errc::invalid_argument);
   CHECK(append1(*log, std::string("nul\0in", 6), ExpectedVersion::any()).error().code ==
         errc::invalid_argument);
-  CHECK(append1(*log, "bad\xff utf8", ExpectedVersion::any()).error().code == errc::invalid_argument);
-  CHECK(append1(*log, std::string(300, 's'), ExpectedVersion::any()).error().code == errc::invalid_argument);
+  CHECK(append1(*log, "bad\xff utf8", ExpectedVersion::any()).error().code ==
+        errc::invalid_argument);
+  CHECK(append1(*log, std::string(300, 's'), ExpectedVersion::any()).error().code ==
+        errc::invalid_argument);
   CHECK(append1(*log, "s", ExpectedVersion::any(), "").error().code == errc::invalid_argument);
   const std::vector<EventData> four{event("A"), event("A"), event("A"), event("A")};
   CHECK(log->append("s", ExpectedVersion::any(), four).error().code == errc::invalid_argument);
   const std::vector<EventData> big{event("A", std::string(101, 'x'))};
   CHECK(log->append("s", ExpectedVersion::any(), big).error().code == errc::invalid_argument);
   CHECK(log->head().position == Position(0));
-  CHECK(log->read_stream("", StreamVersion(1), 1, Direction::forward).error().code == errc::invalid_argument);
+  CHECK(log->read_stream("", StreamVersion(1), 1, Direction::forward).error().code ==
+        errc::invalid_argument);
 }
 
 TEST_CASE("events carry their context and are hash-chained") {
@@ -329,8 +333,10 @@ TEST_CASE("a second writer cannot open a locked data dir; read-only opens can") 
   auto reader = Log::open(dir.path(), ro);
   REQUIRE(reader);
   CHECK((*reader)->head().position == Position(1));
-  CHECK((*reader)->append("s", ExpectedVersion::any(), std::vector<EventData>{event("A")}).error().code ==
-        errc::read_only);
+  CHECK((*reader)
+            ->append("s", ExpectedVersion::any(), std::vector<EventData>{event("A")})
+            .error()
+            .code == errc::read_only);
 
   auto missing = Log::open(dir / "nope", ro);
   REQUIRE_FALSE(missing);
@@ -460,8 +466,8 @@ TEST_CASE("append_async: each callback once with the durable result; bad input f
     auto log = open_or_die(dir.path());
     for (int i = 0; i < kAppends; ++i) {
       const std::vector<EventData> events{event("A", std::to_string(i))};
-      auto queued = log->append_async("s" + std::to_string(i % 7), ExpectedVersion::any(), events, {},
-                                      [&, log_ptr = log.get()](result<AppendResult> r) {
+      auto queued = log->append_async("s" + std::to_string(i % 7), ExpectedVersion::any(), events,
+                                      {}, [&, log_ptr = log.get()](result<AppendResult> r) {
                                         std::lock_guard lock(mu);
                                         if (r) {
                                           // Acknowledged means durable and visible.
@@ -480,7 +486,8 @@ TEST_CASE("append_async: each callback once with the durable result; bad input f
     CHECK(bad.error().code == errc::invalid_argument);
     {
       std::unique_lock lock(mu);
-      cv.wait_for(lock, std::chrono::seconds(30), [&] { return results.size() + errors == kAppends; });
+      cv.wait_for(lock, std::chrono::seconds(30),
+                  [&] { return results.size() + errors == kAppends; });
     }
     CHECK_FALSE(called);
   }
@@ -492,7 +499,8 @@ TEST_CASE("append_async: each callback once with the durable result; bad input f
   CHECK(*positions.rbegin() == kAppends);
 }
 
-TEST_CASE("append_async: appends still queued when the log closes complete, and callbacks may chain") {
+TEST_CASE(
+    "append_async: appends still queued when the log closes complete, and callbacks may chain") {
   TempDir dir;
   std::atomic<int> done{0};
   {
@@ -505,12 +513,12 @@ TEST_CASE("append_async: appends still queued when the log closes complete, and 
                                   std::vector<EventData>{event("Next")}, {}, chain));
       }
     };
-    REQUIRE(log->append_async("chained", ExpectedVersion::no_stream(), std::vector<EventData>{event("First")},
-                              {}, chain));
+    REQUIRE(log->append_async("chained", ExpectedVersion::no_stream(),
+                              std::vector<EventData>{event("First")}, {}, chain));
     while (done.load() < 50) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     for (int i = 0; i < 20; ++i) {
-      REQUIRE(log->append_async("tail", ExpectedVersion::any(), std::vector<EventData>{event("T")}, {},
-                                [&](result<AppendResult> r) {
+      REQUIRE(log->append_async("tail", ExpectedVersion::any(), std::vector<EventData>{event("T")},
+                                {}, [&](result<AppendResult> r) {
                                   CHECK(r);
                                   ++done;
                                 }));

@@ -39,12 +39,13 @@ std::vector<nlohmann::json> dump(const std::string& dir, std::vector<std::string
 TEST_CASE("cli: append, replay dump and audit verify round trip") {
   TempDir dir;
   const std::string d = dir / "data";
-  RunResult r = append(d, "orders",
-                       R"({"type":"Placed","data":{"sku":"a-1","qty":2},"metadata":{"via":"test"}})"
-                       "\n\n"
-                       R"({"id":"0190f0d0-0000-7000-8000-0000000000aa","type":"Paid","data":{"eur":9.5}})"
-                       "\n",
-                       {"--expected", "no-stream", "--json"});
+  RunResult r =
+      append(d, "orders",
+             R"({"type":"Placed","data":{"sku":"a-1","qty":2},"metadata":{"via":"test"}})"
+             "\n\n"
+             R"({"id":"0190f0d0-0000-7000-8000-0000000000aa","type":"Paid","data":{"eur":9.5}})"
+             "\n",
+             {"--expected", "no-stream", "--json"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   const auto result = nlohmann::json::parse(r.out);
   CHECK(result["first_position"] == 1);
@@ -52,7 +53,10 @@ TEST_CASE("cli: append, replay dump and audit verify round trip") {
   CHECK(result["stream_version"] == 2);
   CHECK(result["deduplicated"] == false);
 
-  REQUIRE(append(d, "other", R"({"type":"X","data":{}})" "\n").exit_code == 0);
+  REQUIRE(append(d, "other",
+                 R"({"type":"X","data":{}})"
+                 "\n")
+              .exit_code == 0);
 
   auto all = dump(d);
   REQUIRE(all.size() == 3);
@@ -81,9 +85,10 @@ TEST_CASE("cli: append, replay dump and audit verify round trip") {
   CHECK(report["head_hash"] == all[2]["hash"]);
 
   // Retrying the same ids is idempotent.
-  RunResult again = append(d, "orders",
-                           R"({"id":"0190f0d0-0000-7000-8000-0000000000aa","type":"Paid","data":{"eur":9.5}})"
-                           "\n");
+  RunResult again =
+      append(d, "orders",
+             R"({"id":"0190f0d0-0000-7000-8000-0000000000aa","type":"Paid","data":{"eur":9.5}})"
+             "\n");
   CHECK(again.exit_code == 0);
   CHECK(again.out.find("already appended") != std::string::npos);
   CHECK(dump(d).size() == 3);
@@ -92,7 +97,10 @@ TEST_CASE("cli: append, replay dump and audit verify round trip") {
 TEST_CASE("cli: malformed input is rejected with exit 3 and writes nothing") {
   TempDir dir;
   const std::string d = dir / "data";
-  REQUIRE(append(d, "s", R"({"type":"First","data":{}})" "\n").exit_code == 0);
+  REQUIRE(append(d, "s",
+                 R"({"type":"First","data":{}})"
+                 "\n")
+              .exit_code == 0);
   std::string deep;
   for (int i = 0; i < 100; ++i) deep += "[";
   const std::vector<std::pair<std::string, std::string>> corpus = {
@@ -112,7 +120,10 @@ TEST_CASE("cli: malformed input is rejected with exit 3 and writes nothing") {
   for (const auto& [input, expected_message] : corpus) {
     CAPTURE(input);
     // A good line first: the bad one must stop the whole append.
-    const RunResult r = append(d, "s", R"({"type":"Good","data":{}})" "\n" + input + "\n");
+    const RunResult r = append(d, "s",
+                               R"({"type":"Good","data":{}})"
+                               "\n" +
+                                   input + "\n");
     CHECK(r.exit_code == 3);
     CHECK_MESSAGE(r.err.find(expected_message) != std::string::npos, r.err);
   }
@@ -136,7 +147,8 @@ TEST_CASE("cli: bad options exit 2, missing data dir exits 4, conflicts exit 5")
   CHECK(run({kEngram, "audit", "verify", "--data", dir / "nowhere"}).exit_code == 4);
 
   REQUIRE(append(d, "s", R"({"type":"A","data":{}})").exit_code == 0);
-  const RunResult conflict = append(d, "s", R"({"type":"A","data":{}})", {"--expected", "no-stream"});
+  const RunResult conflict =
+      append(d, "s", R"({"type":"A","data":{}})", {"--expected", "no-stream"});
   CHECK(conflict.exit_code == 5);
   CHECK(conflict.err.find("wrong_expected_version") != std::string::npos);
 }
@@ -158,7 +170,8 @@ TEST_CASE("cli: audit verify exits 1 and names the first tampered position") {
   TempDir dir;
   const std::string d = dir / "data";
   std::string input;
-  for (int i = 1; i <= 5; ++i) input += R"({"type":"T","data":{"n":"value-)" + std::to_string(i) + "\"}}\n";
+  for (int i = 1; i <= 5; ++i)
+    input += R"({"type":"T","data":{"n":"value-)" + std::to_string(i) + "\"}}\n";
   REQUIRE(append(d, "s", input).exit_code == 0);
   {
     std::vector<std::string> names;

@@ -22,21 +22,25 @@ int exit_code_for(const core::Error& e) {
     case core::errc::duplicate_id_conflict:
     case core::errc::overloaded:
     case core::errc::read_only:
-    case core::errc::shutting_down: return kRejected;
+    case core::errc::shutting_down:
+      return kRejected;
     case core::errc::not_found:
-    case core::errc::locked: return kDataDir;
-    default: return kStorage;
+    case core::errc::locked:
+      return kDataDir;
+    default:
+      return kStorage;
   }
 }
 
-std::unique_ptr<core::Log> open_log(const std::filesystem::path& dir, bool read_only, int& exit_code) {
+std::unique_ptr<core::Log> open_log(const std::filesystem::path& dir, bool read_only,
+                                    int& exit_code) {
   core::LogOptions options;
   options.read_only = read_only;
   options.create_if_missing = !read_only;
   auto log = core::Log::open(dir, options);
   if (!log) {
-    exit_code = fail(log.error().code == core::errc::corruption ? kStorage : kDataDir,
-                     log.error().message);
+    exit_code =
+        fail(log.error().code == core::errc::corruption ? kStorage : kDataDir, log.error().message);
     return nullptr;
   }
   exit_code = kOk;
@@ -44,7 +48,8 @@ std::unique_ptr<core::Log> open_log(const std::filesystem::path& dir, bool read_
 }
 
 std::string format_time_ns(int64_t unix_ns) {
-  const int64_t secs = unix_ns >= 0 ? unix_ns / 1'000'000'000 : (unix_ns - 999'999'999) / 1'000'000'000;
+  const int64_t secs =
+      unix_ns >= 0 ? unix_ns / 1'000'000'000 : (unix_ns - 999'999'999) / 1'000'000'000;
   const int64_t nanos = unix_ns - secs * 1'000'000'000;
   const std::time_t t = static_cast<std::time_t>(secs);
   std::tm tm{};
@@ -74,8 +79,9 @@ nlohmann::ordered_json event_to_json(const core::RecordedEvent& e) {
   j["correlation_id"] = uuid_or_null(e.correlation_id());
   if (e.payload_format() == core::PayloadFormat::flexbuffer) {
     auto data = core::flex_to_json(e.payload());
-    j["data"] = data ? nlohmann::ordered_json(*data)
-                     : nlohmann::ordered_json(fmt::format("<unreadable: {}>", data.error().message));
+    j["data"] = data
+                    ? nlohmann::ordered_json(*data)
+                    : nlohmann::ordered_json(fmt::format("<unreadable: {}>", data.error().message));
   } else {
     j["data_flatbuffer_bytes"] = e.payload().size();
   }
@@ -101,9 +107,10 @@ void Progress::update(uint64_t done) {
   last_draw_ms_ = now_ms;
   constexpr int kWidth = 30;
   const int filled = static_cast<int>(kWidth * std::min(done, total_) / total_);
-  fmt::print(stderr, "\r{} [{}{}] {:3}% {}/{}", label_, std::string(static_cast<size_t>(filled), '#'),
-             std::string(static_cast<size_t>(kWidth - filled), ' '), 100 * std::min(done, total_) / total_,
-             done, total_);
+  fmt::print(stderr, "\r{} [{}{}] {:3}% {}/{}", label_,
+             std::string(static_cast<size_t>(filled), '#'),
+             std::string(static_cast<size_t>(kWidth - filled), ' '),
+             100 * std::min(done, total_) / total_, done, total_);
   drawn_ = true;
 }
 

@@ -6,9 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "core/log.h"
 
@@ -31,7 +30,8 @@ int fail(int code, const std::string& message);
 int exit_code_for(const core::Error& e);
 
 // Opens the log, printing a clear error on failure.
-std::unique_ptr<core::Log> open_log(const std::filesystem::path& dir, bool read_only, int& exit_code);
+std::unique_ptr<core::Log> open_log(const std::filesystem::path& dir, bool read_only,
+                                    int& exit_code);
 
 // RFC 3339 UTC with nanoseconds.
 std::string format_time_ns(int64_t unix_ns);

@@ -35,7 +35,8 @@ std::optional<core::ExpectedVersion> parse_expected(const std::string& s) {
 
 // Parses one input line into an event; on failure returns a message naming
 // the line and the field.
-std::optional<std::string> parse_line(const std::string& line, size_t line_no, core::EventData& out) {
+std::optional<std::string> parse_line(const std::string& line, size_t line_no,
+                                      core::EventData& out) {
   nlohmann::json j;
   bool too_deep = false;
   try {
@@ -44,10 +45,12 @@ std::optional<std::string> parse_line(const std::string& line, size_t line_no, c
       return !too_deep;
     });
   } catch (const nlohmann::json::parse_error& e) {
-    if (too_deep) return fmt::format("line {}: JSON nests deeper than {} levels", line_no, core::kMaxJsonDepth);
+    if (too_deep)
+      return fmt::format("line {}: JSON nests deeper than {} levels", line_no, core::kMaxJsonDepth);
     return fmt::format("line {}: malformed JSON: {}", line_no, e.what());
   }
-  if (too_deep) return fmt::format("line {}: JSON nests deeper than {} levels", line_no, core::kMaxJsonDepth);
+  if (too_deep)
+    return fmt::format("line {}: JSON nests deeper than {} levels", line_no, core::kMaxJsonDepth);
   if (!j.is_object()) return fmt::format("line {}: expected a JSON object", line_no);
   for (const auto& [key, value] : j.items()) {
     if (key != "id" && key != "type" && key != "data" && key != "metadata") {
@@ -55,9 +58,11 @@ std::optional<std::string> parse_line(const std::string& line, size_t line_no, c
     }
   }
   if (j.contains("id")) {
-    if (!j["id"].is_string()) return fmt::format("line {}: field 'id' must be a UUID string", line_no);
+    if (!j["id"].is_string())
+      return fmt::format("line {}: field 'id' must be a UUID string", line_no);
     auto id = core::Uuid::parse(j["id"].get<std::string>());
-    if (!id || id->is_nil()) return fmt::format("line {}: field 'id' is not a valid non-nil UUID", line_no);
+    if (!id || id->is_nil())
+      return fmt::format("line {}: field 'id' is not a valid non-nil UUID", line_no);
     out.id = *id;
   }
   if (!j.contains("type") || !j["type"].is_string()) {
@@ -72,7 +77,8 @@ std::optional<std::string> parse_line(const std::string& line, size_t line_no, c
   out.payload = std::move(*payload);
   out.payload_format = core::PayloadFormat::flexbuffer;
   if (j.contains("metadata")) {
-    if (!j["metadata"].is_object()) return fmt::format("line {}: field 'metadata' must be an object", line_no);
+    if (!j["metadata"].is_object())
+      return fmt::format("line {}: field 'metadata' must be an object", line_no);
     auto meta = core::json_to_flex(j["metadata"]);
     if (!meta) return fmt::format("line {}: field 'metadata': {}", line_no, meta.error().message);
     out.metadata = std::move(*meta);
@@ -102,8 +108,8 @@ int run_append(const AppendOptions& o) {
   while (std::getline(std::cin, line)) {
     ++line_no;
     if (line.size() > kMaxLineBytes) {
-      return fail(kBadInput, fmt::format("line {}: {} bytes, over the limit of {}", line_no, line.size(),
-                                         kMaxLineBytes));
+      return fail(kBadInput, fmt::format("line {}: {} bytes, over the limit of {}", line_no,
+                                         line.size(), kMaxLineBytes));
     }
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     core::EventData ev;
@@ -128,7 +134,8 @@ int run_append(const AppendOptions& o) {
   } else {
     fmt::print("{} {} event{} to '{}': positions {}..{}, stream version {}\n",
                r->deduplicated ? "already appended:" : "appended", events.size(),
-               events.size() == 1 ? "" : "s", o.stream, r->first.value(), r->last.value(), r->version.value());
+               events.size() == 1 ? "" : "s", o.stream, r->first.value(), r->last.value(),
+               r->version.value());
   }
   return kOk;
 }
@@ -142,13 +149,15 @@ void add_append_command(CLI::App& app, int& exit_code) {
       "Append events read from stdin, one JSON object per line:\n"
       R"(  {"id": optional UUID, "type": string, "data": object, "metadata": optional object})"
       "\nAll events go to one stream in one atomic, fsynced append.");
-  cmd->add_option("--data", o->data_dir, "Data directory of the log (created if missing)")->required();
+  cmd->add_option("--data", o->data_dir, "Data directory of the log (created if missing)")
+      ->required();
   cmd->add_option("--stream", o->stream, "Stream to append to")->required();
   cmd->add_option("--expected", o->expected,
                   "Expected stream version: any, no-stream, stream-exists or a number")
       ->capture_default_str();
   cmd->add_option("--actor", o->actor, "Actor recorded in the events")->capture_default_str();
-  cmd->add_option("--correlation-id", o->correlation_id, "Correlation id (UUID) recorded in the events");
+  cmd->add_option("--correlation-id", o->correlation_id,
+                  "Correlation id (UUID) recorded in the events");
   cmd->add_flag("--json", o->json, "Print the result as one JSON object");
   cmd->callback([o, &exit_code] { exit_code = run_append(*o); });
 }

@@ -40,7 +40,8 @@ int run_verify(const VerifyOptions& o) {
     if (report->ok()) {
       fmt::print("chain           ok\n");
     } else {
-      fmt::print("chain           BROKEN at position {}: {}\n", report->first_bad->value(), report->problem);
+      fmt::print("chain           BROKEN at position {}: {}\n", report->first_bad->value(),
+                 report->problem);
     }
   }
   return report->ok() ? kOk : kVerifyFailed;
@@ -53,7 +54,8 @@ void add_audit_command(CLI::App& app, int& exit_code) {
   audit->require_subcommand(1);
   auto o = std::make_shared<VerifyOptions>();
   auto* verify = audit->add_subcommand(
-      "verify", "Walk the whole hash chain; exit 1 and name the first bad position if the log was altered");
+      "verify",
+      "Walk the whole hash chain; exit 1 and name the first bad position if the log was altered");
   verify->add_option("--data", o->data_dir, "Data directory of the log")->required();
   verify->add_flag("--json", o->json, "Print the report as one JSON object");
   verify->callback([o, &exit_code] { exit_code = run_verify(*o); });

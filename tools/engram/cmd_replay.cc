@@ -32,8 +32,8 @@ class Printer {
  public:
   explicit Printer(bool table) : table_(table) {
     if (table_) {
-      fmt::print("{:>10}  {:<24}  {:>7}  {:<20}  {:<30}  {}\n", "POSITION", "STREAM", "VERSION", "TYPE",
-                 "RECORDED_AT", "DATA");
+      fmt::print("{:>10}  {:<24}  {:>7}  {:<20}  {:<30}  {}\n", "POSITION", "STREAM", "VERSION",
+                 "TYPE", "RECORDED_AT", "DATA");
     }
   }
   void print(const core::RecordedEvent& e) {
@@ -42,12 +42,14 @@ class Printer {
       fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
       return;
     }
-    const std::string data = j.contains("data") ? j["data"].dump(-1, ' ', false,
-                                                                 nlohmann::ordered_json::error_handler_t::replace)
-                                                : "<flatbuffer>";
+    const std::string data =
+        j.contains("data")
+            ? j["data"].dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+            : "<flatbuffer>";
     fmt::print("{:>10}  {:<24}  {:>7}  {:<20}  {:<30}  {}\n", e.position().value(),
-               clip(std::string(e.stream()), 24), e.version().value(), clip(std::string(e.type()), 20),
-               j["recorded_at"].get<std::string>(), clip(data, 60));
+               clip(std::string(e.stream()), 24), e.version().value(),
+               clip(std::string(e.type()), 20), j["recorded_at"].get<std::string>(),
+               clip(data, 60));
   }
 
  private:
@@ -105,8 +107,10 @@ void add_replay_command(CLI::App& app, int& exit_code) {
   auto* replay = app.add_subcommand("replay", "Read the log back");
   replay->require_subcommand(1);
   auto o = std::make_shared<DumpOptions>();
-  auto* dump = replay->add_subcommand("dump", "Print events as NDJSON or a table (stdout); works on a running "
-                                              "server's data dir without blocking it");
+  auto* dump =
+      replay->add_subcommand("dump",
+                             "Print events as NDJSON or a table (stdout); works on a running "
+                             "server's data dir without blocking it");
   dump->add_option("--data", o->data_dir, "Data directory of the log")->required();
   dump->add_option("--from", o->from, "First position (default 1)");
   dump->add_option("--to", o->to, "Last position (default: the head)");

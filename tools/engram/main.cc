@@ -4,8 +4,9 @@
 #include "tools/engram/commands.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"engram: an event-sourced CQRS engine. Commands append events to a durable,\n"
-               "hash-chained log; everything else is derived from it."};
+  CLI::App app{
+      "engram: an event-sourced CQRS engine. Commands append events to a durable,\n"
+      "hash-chained log; everything else is derived from it."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "engram 0.1.0");
   int exit_code = engram::cli::kOk;
