@@ -64,6 +64,23 @@ inline std::string stream_index_key(std::string_view stream, StreamVersion v) {
   return k;
 }
 
+inline std::string dedupe_key(uint64_t id_hi, uint64_t id_lo) {
+  return be64(id_hi) + be64(id_lo);
+}
+
+// A stream index entry: (key after the stream's prefix, value) -> (version, position).
+struct IndexEntry {
+  StreamVersion version;
+  Position position;
+  static std::optional<IndexEntry> decode(std::string_view key_after_prefix,
+                                          std::string_view value) {
+    auto v = parse_be64(key_after_prefix);
+    auto p = parse_be64(value);
+    if (!v || !p) return std::nullopt;
+    return IndexEntry{StreamVersion(*v), Position(*p)};
+  }
+};
+
 // What the dedupe family remembers of each event id: where it went and the
 // digest of its content, to tell a retry from a conflicting reuse.
 struct DedupeEntry {

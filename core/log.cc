@@ -432,13 +432,12 @@ result<std::vector<RecordedEvent>> Log::read_stream(std::string_view stream, Str
       it->SeekForPrev(keys::stream_index_key(stream, from));
     }
     while (positions.size() < max_count && in_stream()) {
-      const std::string_view key = it->key().ToStringView();
-      auto version = keys::parse_be64(key.substr(prefix.size()));
-      auto pos = keys::parse_be64(it->value().ToStringView());
-      if (!version || !pos) return make_error(errc::corruption, "malformed stream index entry");
-      if (*pos <= head) {  // newer entries belong to a group not yet acknowledged
-        positions.push_back(*pos);
-        versions.push_back(*version);
+      auto entry = keys::IndexEntry::decode(it->key().ToStringView().substr(prefix.size()),
+                                            it->value().ToStringView());
+      if (!entry) return make_error(errc::corruption, "malformed stream index entry");
+      if (entry->position.value() <= head) {  // newer entries are not yet acknowledged
+        positions.push_back(entry->position.value());
+        versions.push_back(entry->version.value());
       } else if (direction == Direction::forward) {
         break;
       }
@@ -533,10 +532,10 @@ result<StreamVersion> Log::stream_version(std::string_view stream) const {
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->stream_index));
   for (it->SeekForPrev(keys::stream_index_key(stream, StreamVersion(UINT64_MAX)));
        it->Valid() && it->key().starts_with(prefix); it->Prev()) {
-    auto version = keys::parse_be64(it->key().ToStringView().substr(prefix.size()));
-    auto pos = keys::parse_be64(it->value().ToStringView());
-    if (!version || !pos) return make_error(errc::corruption, "malformed stream index entry");
-    if (*pos <= head) return StreamVersion(*version);
+    auto entry = keys::IndexEntry::decode(it->key().ToStringView().substr(prefix.size()),
+                                          it->value().ToStringView());
+    if (!entry) return make_error(errc::corruption, "malformed stream index entry");
+    if (entry->position.value() <= head) return entry->version;
   }
   if (!it->status().ok()) return from_status(it->status(), "reading the stream index");
   return StreamVersion(0);

@@ -214,8 +214,9 @@ void GroupCommitWriter::sync_stage() {
     // top of it: the log turns read-only until an operator reopens it.
     const std::string reason = "fsync failed: " + s.ToString();
     fail(reason);
+    const std::string recorded = health().reason;
     for (auto& g : groups) {
-      for (AppendRequest* r : g->pending) r->outcome = make_error(errc::io_error, health().reason);
+      for (AppendRequest* r : g->pending) r->outcome = make_error(errc::io_error, recorded);
     }
   }
   for (auto& g : groups) {
@@ -303,7 +304,8 @@ std::unique_ptr<GroupCommitWriter::Group> GroupCommitWriter::write_group(
       const std::string reason = "write failed: " + s.ToString();
       fail(reason);
       for (AppendRequest* r : g->pending) r->outcome = make_error(errc::io_error, reason);
-      for (AppendRequest* r : g->requests) complete(*r);
+      for (AppendRequest* r : g->final_now) complete(*r);
+      for (AppendRequest* r : g->pending) complete(*r);
       return nullptr;
     }
     written_ = Head{Position(g->next.value() - 1), g->prev_hash};
@@ -316,9 +318,7 @@ std::unique_ptr<GroupCommitWriter::Group> GroupCommitWriter::write_group(
 
   // Outcomes that do not wait for a sync (rejections, retries of durable
   // appends) are final now.
-  for (AppendRequest* r : g->requests) {
-    if (std::find(g->pending.begin(), g->pending.end(), r) == g->pending.end()) complete(*r);
-  }
+  for (AppendRequest* r : g->final_now) complete(*r);
   if (g->pending.empty()) return nullptr;
   return g;
 }
@@ -341,7 +341,7 @@ std::optional<result<AppendResult>> GroupCommitWriter::check_duplicates(AppendRe
       ++found_count;
       continue;
     }
-    key_bytes[i] = keys::be64(id.hi) + keys::be64(id.lo);
+    key_bytes[i] = keys::dedupe_key(id.hi, id.lo);
     keys_to_get.emplace_back(key_bytes[i]);
     key_index.push_back(i);
   }
@@ -424,18 +424,18 @@ void GroupCommitWriter::remember_head(std::string_view stream, uint64_t version)
 }
 
 void GroupCommitWriter::decide_append(AppendRequest& req, Group& g) {
-  g.requests.push_back(&req);
   bool depends_on_group = false;
   if (auto dup = check_duplicates(req, g, depends_on_group)) {
     if (dup->has_value()) deduplicated_.fetch_add(1, std::memory_order_relaxed);
     req.outcome = std::move(*dup);
-    if (depends_on_group) g.pending.push_back(&req);
+    (depends_on_group ? g.pending : g.final_now).push_back(&req);
     return;
   }
 
   auto current = current_version(req.stream, g);
   if (!current) {
     req.outcome = current.error();
+    g.final_now.push_back(&req);
     return;
   }
   if (!req.expected.admits(*current)) {
@@ -444,6 +444,7 @@ void GroupCommitWriter::decide_append(AppendRequest& req, Group& g) {
                                      current->value(), req.expected.to_string()));
     e.actual_version = current->value();
     req.outcome = std::move(e);
+    g.final_now.push_back(&req);
     return;
   }
 
@@ -459,7 +460,7 @@ void GroupCommitWriter::decide_append(AppendRequest& req, Group& g) {
     g.batch.Put(d_.stream_index, keys::stream_index_key(req.stream, StreamVersion(version)),
                 pos_key);
     const keys::DedupeEntry entry{pos, StreamVersion(version), ev.digest};
-    g.batch.Put(d_.dedupe, keys::be64(ev.id.hi) + keys::be64(ev.id.lo), entry.encode());
+    g.batch.Put(d_.dedupe, keys::dedupe_key(ev.id.hi, ev.id.lo), entry.encode());
     g.ids.emplace(ev.id, PendingId{pos, StreamVersion(version), ev.digest});
     g.next = pos.next();
   }

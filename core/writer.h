@@ -109,9 +109,11 @@ class GroupCommitWriter {
     std::unordered_map<std::string_view, uint64_t> stream_versions;
     std::unordered_map<Uuid, PendingId, UuidHash> ids;
     rocksdb::WriteBatch batch;
-    std::vector<AppendRequest*> requests;
-    // Requests whose outcome holds only once the group is synced.
+    // Requests whose outcome holds only once the group is synced...
     std::vector<AppendRequest*> pending;
+    // ...and those whose outcome is final when decided (rejections, retries
+    // of durable appends).
+    std::vector<AppendRequest*> final_now;
   };
 
   result<void> enqueue(AppendRequest* req);

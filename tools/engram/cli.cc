@@ -103,7 +103,8 @@ void Progress::update(uint64_t done) {
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now().time_since_epoch())
                              .count();
-  if (done < total_ && now_ms - last_draw_ms_ < 100) return;
+  constexpr int64_t kRedrawIntervalMs = 100;
+  if (done < total_ && now_ms - last_draw_ms_ < kRedrawIntervalMs) return;
   last_draw_ms_ = now_ms;
   constexpr int kWidth = 30;
   const int filled = static_cast<int>(kWidth * std::min(done, total_) / total_);
