@@ -11,17 +11,10 @@
 #include "core/envelope.h"
 #include "core/keys.h"
 #include "core/log_impl.h"
+#include "core/rocks_status.h"
 
 namespace engram::core {
 namespace {
-
-Error from_status(const rocksdb::Status& s, std::string_view what) {
-  const std::string text = s.ToString();
-  errc code = errc::io_error;
-  if (s.IsCorruption()) code = errc::corruption;
-  if (s.IsIOError() && text.find("lock") != std::string::npos) code = errc::locked;
-  return make_error(code, fmt::format("{}: {}", what, text));
-}
 
 // Memtable insert hints: the stream index's keys arrive in order within each
 // stream ("stream\0" + version), and a stream head is the same key over and
@@ -200,7 +193,8 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
                                                                    {keys::kStreamIndexCf, false},
                                                                    {keys::kStreamHeadsCf, true},
                                                                    {keys::kDedupeCf, true},
-                                                                   {keys::kMetaCf, true}};
+                                                                   {keys::kMetaCf, true},
+                                                                   {keys::kKeysCf, true}};
 
   impl->head = std::make_unique<HeadState>(Head{});
   impl->dedupe_filter = std::make_unique<DedupeWindowFilter>(impl->head->position_atomic(),
@@ -243,6 +237,8 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
   impl->stream_heads = impl->handles[3];
   impl->dedupe = impl->handles[4];
   impl->meta = impl->handles[5];
+  impl->key_store = std::make_unique<RocksKeyStore>(impl->db.get(), impl->handles[6],
+                                                    impl->handles, options.read_only);
 
   // Format marker and head.
   rocksdb::ReadOptions ro;
@@ -566,6 +562,32 @@ LogStats Log::stats() const {
 
 const std::filesystem::path& Log::dir() const {
   return impl_->dir;
+}
+
+KeyStore& Log::keys() {
+  return *impl_->key_store;
+}
+
+result<std::optional<RecordedEvent>> Log::find_event(const Uuid& id) const {
+  std::string value;
+  const rocksdb::Status s =
+      impl_->db->Get(rocksdb::ReadOptions(), impl_->dedupe, keys::dedupe_key(id.hi, id.lo), &value);
+  if (s.IsNotFound()) return std::optional<RecordedEvent>();
+  if (!s.ok()) return from_status(s, "reading the dedupe index");
+  auto entry = keys::DedupeEntry::decode(value);
+  if (!entry) return make_error(errc::corruption, "malformed dedupe entry");
+  const uint64_t head = impl_->head->get().position.value();
+  // The same window rule as appends; unacknowledged events are not visible.
+  if (entry->position.value() + impl_->options.dedupe_window_events <= head ||
+      entry->position.value() > head) {
+    return std::optional<RecordedEvent>();
+  }
+  auto events = read_all(entry->position, 1);
+  if (!events) return events.error();
+  if (events->empty() || events->front().id() != id) {
+    return make_error(errc::corruption, "the dedupe index points at another event");
+  }
+  return std::optional<RecordedEvent>(std::move(events->front()));
 }
 
 result<std::vector<RecordedEvent>> Subscription::next(size_t max_count,

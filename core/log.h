@@ -38,6 +38,7 @@
 
 #include "core/clock.h"
 #include "core/event.h"
+#include "core/keystore.h"
 #include "core/named_type.h"
 #include "core/result.h"
 #include "core/sha256.h"
@@ -210,6 +211,13 @@ class Log {
   // `progress(done, total)` is called now and then when given.
   result<VerifyReport> verify(Position from, Position to,
                               const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
+
+  // The event stored under this id while the dedupe window remembers it;
+  // nullopt when it is unknown, forgotten or not yet acknowledged.
+  result<std::optional<RecordedEvent>> find_event(const Uuid& id) const;
+
+  // Per-owner encryption keys, stored beside the log (core/keystore.h).
+  KeyStore& keys();
 
   Health health() const;
   LogStats stats() const;

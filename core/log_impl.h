@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/head_state.h"
+#include "core/keystore_rocks.h"
 #include "core/log.h"
 #include "core/writer.h"
 
@@ -43,6 +44,7 @@ struct Log::Impl {
   rocksdb::ColumnFamilyHandle* stream_heads = nullptr;
   rocksdb::ColumnFamilyHandle* dedupe = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
+  std::unique_ptr<RocksKeyStore> key_store;
   std::unique_ptr<GroupCommitWriter> writer;  // null when read-only
 
   ~Impl();

@@ -25,13 +25,13 @@ inline Error make_error(errc code, std::string message) {
   return Error{code, std::move(message), {}};
 }
 
-// Either a value or an Error. Accessing the wrong side is a programmer error
-// and asserts.
-template <typename T>
+// Either a value or an error (core::Error unless a module has its own).
+// Accessing the wrong side is a programmer error and asserts.
+template <typename T, typename E = Error>
 class [[nodiscard]] result {
  public:
   result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
-  result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
+  result(E error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   bool has_value() const { return v_.index() == 0; }
   explicit operator bool() const { return has_value(); }
@@ -48,7 +48,7 @@ class [[nodiscard]] result {
     ENGRAM_ASSERT(has_value());
     return std::get<0>(std::move(v_));
   }
-  const Error& error() const {
+  const E& error() const {
     ENGRAM_ASSERT(!has_value());
     return std::get<1>(v_);
   }
@@ -58,24 +58,24 @@ class [[nodiscard]] result {
   const T* operator->() const { return &value(); }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
-template <>
-class [[nodiscard]] result<void> {
+template <typename E>
+class [[nodiscard]] result<void, E> {
  public:
   result() = default;
-  result(Error error) : e_(std::move(error)) {}  // NOLINT: implicit by design
+  result(E error) : e_(std::move(error)) {}  // NOLINT: implicit by design
 
   bool has_value() const { return !e_.has_value(); }
   explicit operator bool() const { return has_value(); }
-  const Error& error() const {
+  const E& error() const {
     ENGRAM_ASSERT(!has_value());
     return *e_;
   }
 
  private:
-  std::optional<Error> e_;
+  std::optional<E> e_;
 };
 
 }  // namespace engram::core
