@@ -39,6 +39,7 @@
 #include "core/clock.h"
 #include "core/event.h"
 #include "core/keystore.h"
+#include "core/metrics.h"
 #include "core/named_type.h"
 #include "core/result.h"
 #include "core/sha256.h"
@@ -152,6 +153,8 @@ struct LogStats {
   uint64_t sync_nanos_total = 0;    // time spent in them
   uint64_t queue_depth = 0;         // now
   uint64_t max_group_requests = 0;  // largest group so far
+  metrics::HistogramSnapshot group_requests;  // requests per group
+  metrics::HistogramSnapshot sync_seconds;    // WAL sync latency
 };
 
 class Subscription;

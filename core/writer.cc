@@ -127,6 +127,8 @@ void GroupCommitWriter::add_stats(LogStats& s) const {
   s.sync_nanos_total = sync_nanos_.load(std::memory_order_relaxed);
   s.syncs = syncs_.load(std::memory_order_relaxed);
   s.max_group_requests = max_group_.load(std::memory_order_relaxed);
+  s.group_requests = group_requests_.snapshot();
+  s.sync_seconds = sync_seconds_.snapshot();
   s.queue_depth = queue_depth_.load(std::memory_order_relaxed);
 }
 
@@ -202,7 +204,9 @@ void GroupCommitWriter::sync_stage() {
   } else {
     const uint64_t t0 = now_steady_ns();
     s = d_.db->SyncWAL();
-    sync_nanos_.fetch_add(now_steady_ns() - t0, std::memory_order_relaxed);
+    const uint64_t elapsed_ns = now_steady_ns() - t0;
+    sync_nanos_.fetch_add(elapsed_ns, std::memory_order_relaxed);
+    sync_seconds_.observe(static_cast<double>(elapsed_ns) / 1e9);
     syncs_.fetch_add(1, std::memory_order_relaxed);
   }
   if (s.ok()) {
@@ -271,6 +275,7 @@ std::unique_ptr<GroupCommitWriter::Group> GroupCommitWriter::write_group(
     std::vector<AppendRequest*>& requests) {
   append_requests_.fetch_add(requests.size(), std::memory_order_relaxed);
   atomic_max(max_group_, requests.size());
+  group_requests_.observe(static_cast<double>(requests.size()));
   if (failed_.load(std::memory_order_acquire)) {
     const std::string reason = health().reason;
     for (AppendRequest* r : requests) {

@@ -176,6 +176,8 @@ class GroupCommitWriter {
 
   std::atomic<uint64_t> append_requests_{0}, events_appended_{0}, deduplicated_{0}, groups_{0},
       sync_nanos_{0}, syncs_{0}, max_group_{0}, queue_depth_{0};
+  metrics::Histogram group_requests_{metrics::size_buckets()};
+  metrics::Histogram sync_seconds_{metrics::latency_buckets_seconds()};
 
   std::thread syncer_;
   std::thread thread_;
