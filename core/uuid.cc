@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/assert.h"
+#include "core/sha256.h"
 
 namespace engram::core {
 namespace {
@@ -77,6 +78,18 @@ Uuid Uuid::v7_now() {
   return v7(std::chrono::duration_cast<std::chrono::milliseconds>(
                 std::chrono::system_clock::now().time_since_epoch())
                 .count());
+}
+
+Uuid Uuid::from_name(std::string_view name) {
+  Sha256 hasher;
+  hasher.update(name);
+  const Hash256 h = hasher.finish();
+  Uuid u;
+  for (int i = 0; i < 8; ++i) u.hi = (u.hi << 8) | h[static_cast<size_t>(i)];
+  for (int i = 8; i < 16; ++i) u.lo = (u.lo << 8) | h[static_cast<size_t>(i)];
+  u.hi = (u.hi & ~uint64_t{0xF000}) | uint64_t{0x8000};
+  u.lo = (u.lo & ~(uint64_t{3} << 62)) | (uint64_t{2} << 62);
+  return u;
 }
 
 }  // namespace engram::core

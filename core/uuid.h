@@ -26,6 +26,10 @@ struct Uuid {
   // seeded by the OS CSPRNG.
   static Uuid v7(int64_t unix_ms);
   static Uuid v7_now();
+  // A name-based UUIDv8 (RFC 9562 section 5.8): the first 128 bits of
+  // SHA-256(`name`) with the version and variant bits set. The same name
+  // always gives the same id (idempotency keys → event ids).
+  static Uuid from_name(std::string_view name);
 };
 
 struct UuidHash {

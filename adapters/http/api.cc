@@ -1,0 +1,819 @@
+#include "adapters/http/api.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "adapters/http/problem.h"
+#include "adapters/http/rate_limit.h"
+#include "core/flexjson.h"
+#include "core/logging.h"
+
+namespace engram::http {
+namespace {
+
+using nlohmann::json;
+using commands::Role;
+
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Response json_response(int status, const json& body) {
+  Response r;
+  r.status = status;
+  r.body = dump(body);
+  return r;
+}
+
+// %XX decoding of one path segment; nullopt on a bad escape or a NUL.
+std::optional<std::string> percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+    if (ec != std::errc() || p != s.data() + i + 3) return std::nullopt;
+    if (v == 0) return std::nullopt;
+    out += static_cast<char>(v);
+    i += 2;
+  }
+  return out;
+}
+
+struct Target {
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> query;
+  bool ok = true;
+};
+
+Target split_target(std::string_view target) {
+  Target t;
+  const size_t q = target.find('?');
+  t.path = std::string(target.substr(0, q));
+  if (q == std::string_view::npos) return t;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    auto k = percent_decode(pair.substr(0, eq));
+    auto v = percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    if (!k || !v) {
+      t.ok = false;
+      return t;
+    }
+    t.query.emplace_back(std::move(*k), std::move(*v));
+  }
+  return t;
+}
+
+// Nesting depth of a JSON text, counted before parsing so that a hostile
+// document cannot make the parser or the destructor recurse deeply.
+size_t json_depth(std::string_view text) {
+  size_t depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
+bool is_json_content_type(std::string_view ct) {
+  const size_t semi = ct.find(';');
+  std::string base(ct.substr(0, semi));
+  base.erase(std::remove(base.begin(), base.end(), ' '), base.end());
+  std::transform(base.begin(), base.end(), base.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return base == "application/json";
+}
+
+std::optional<uint64_t> parse_u64(std::string_view s) {
+  uint64_t v = 0;
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+int status_of(commands::Failure f) {
+  using F = commands::Failure;
+  switch (f) {
+    case F::malformed:
+      return 400;
+    case F::unknown_command:
+    case F::not_found:
+      return 404;
+    case F::forbidden:
+      return 403;
+    case F::conflict:
+      return 409;
+    case F::rule:
+      return 422;
+    case F::overloaded:
+    case F::unavailable:
+      return 503;
+    case F::internal:
+      return 500;
+  }
+  return 500;
+}
+
+Problem problem_from_log(const core::Error& e) {
+  Problem p;
+  p.detail = e.message;
+  p.code = core::errc_name(e.code);
+  switch (e.code) {
+    case core::errc::invalid_argument:
+      p.status = 400;
+      p.code = "invalid_field";
+      break;
+    case core::errc::wrong_expected_version:
+      p.status = 409;
+      p.actual_version = e.actual_version;
+      break;
+    case core::errc::duplicate_id_conflict:
+      p.status = 409;
+      break;
+    case core::errc::overloaded:
+      p.status = 503;
+      p.retry_after_s = 1;
+      break;
+    case core::errc::read_only:
+    case core::errc::shutting_down:
+      p.status = 503;
+      p.retry_after_s = 5;
+      break;
+    case core::errc::not_found:
+      p.status = 404;
+      break;
+    default:
+      p.status = 500;
+      break;
+  }
+  return p;
+}
+
+// Memory content is for its owner and admins; others see it redacted.
+void redact_memory(json& event, const commands::Principal& who) {
+  const std::string stream = event.value("stream", "");
+  if (stream.rfind("memory-", 0) != 0) return;
+  if (who.has(Role::admin) && !who.agent_id) return;
+  if (who.agent_id && stream == "memory-" + *who.agent_id) return;
+  auto& data = event["data"];
+  if (data.is_object() && data.contains("content")) {
+    data["content"] = nullptr;
+    data["content_redacted"] = true;
+  }
+}
+
+}  // namespace
+
+struct Api::Impl {
+  core::Log& log;
+  commands::CommandBus& bus;
+  core::metrics::Registry& metrics;
+  ApiOptions options;
+  RateLimiter per_token;
+  RateLimiter per_ip;
+  std::atomic<int64_t> connections{0};
+  core::metrics::Counter& rate_limited_ip;
+  core::metrics::Counter& rate_limited_token;
+
+  Impl(core::Log& l, commands::CommandBus& b, core::metrics::Registry& m, ApiOptions o)
+      : log(l),
+        bus(b),
+        metrics(m),
+        options(std::move(o)),
+        per_token(options.per_token_rps, options.per_token_burst, options.rate_limit_max_clients),
+        per_ip(options.per_ip_rps, options.per_ip_burst, options.rate_limit_max_clients),
+        rate_limited_ip(m.counter("engram_http_rate_limited_total",
+                                  "Requests refused by a rate limit.", {{"scope", "ip"}})),
+        rate_limited_token(m.counter("engram_http_rate_limited_total",
+                                     "Requests refused by a rate limit.", {{"scope", "token"}})) {}
+
+  // Everything one request carries through the handlers.
+  struct Call {
+    Request req;
+    Target target;
+    std::string route;
+    std::string request_id;
+    int64_t started_ns = 0;
+    commands::Principal principal;
+    std::function<void(Response)> respond;
+  };
+  using CallPtr = std::shared_ptr<Call>;
+
+  void finish(const CallPtr& c, Response r) {
+    r.headers.emplace_back("X-Request-Id", c->request_id);
+    const double seconds = static_cast<double>(steady_ns() - c->started_ns) / 1e9;
+    const std::string status = std::to_string(r.status);
+    metrics
+        .counter("engram_http_requests_total", "HTTP requests answered.",
+                 {{"route", c->route}, {"method", c->req.method}, {"status", status}})
+        .add();
+    metrics
+        .histogram("engram_http_request_duration_seconds", "HTTP request latency.",
+                   {{"route", c->route}, {"status", status}},
+                   core::metrics::latency_buckets_seconds())
+        .observe(seconds);
+    if (options.access_log && core::logging::enabled(core::logging::Level::info)) {
+      core::logging::write(core::logging::Level::info, "request",
+                           {{"request_id", c->request_id},
+                            {"method", c->req.method},
+                            {"path", c->target.path},
+                            {"status", r.status},
+                            {"duration_ms", seconds * 1e3},
+                            {"remote", c->req.remote_ip},
+                            {"subject", c->principal.subject}});
+    }
+    c->respond(std::move(r));
+  }
+
+  void fail(const CallPtr& c, Problem p) {
+    finish(c, problem_response(p, c->target.path, c->request_id));
+  }
+
+  std::optional<std::string> query(const Call& c, std::string_view name) const {
+    for (const auto& [k, v] : c.target.query) {
+      if (k == name) return v;
+    }
+    return std::nullopt;
+  }
+
+  // Refuses query parameters the route does not know, so typos are loud.
+  bool check_query(const CallPtr& c, std::initializer_list<std::string_view> allowed) {
+    for (const auto& [k, v] : c->target.query) {
+      if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+        fail(c, {400, "bad_query", fmt::format("unknown query parameter '{}'", k), k, {}, {}});
+        return false;
+      }
+    }
+    return true;
+  }
+
+  std::optional<uint64_t> query_u64(const CallPtr& c, std::string_view name, uint64_t dflt,
+                                    uint64_t min, uint64_t max) {
+    auto v = query(*c, name);
+    if (!v) return dflt;
+    auto n = parse_u64(*v);
+    if (!n || *n < min || *n > max) {
+      fail(c, {400, "bad_query", fmt::format("'{}' must be an integer in {}..{}", name, min, max),
+               std::string(name), {}, {}});
+      return std::nullopt;
+    }
+    return n;
+  }
+
+  bool require_role(const CallPtr& c, std::initializer_list<Role> roles) {
+    for (Role r : roles) {
+      if (c->principal.has(r)) return true;
+    }
+    fail(c, {403, "role_not_allowed", "the token's roles do not allow this", {}, {}, {}});
+    return false;
+  }
+
+  // --- routes -------------------------------------------------------------
+
+  void healthz(const CallPtr& c) { finish(c, json_response(200, {{"status", "ok"}})); }
+
+  void readyz(const CallPtr& c) {
+    const core::Health h = log.health();
+    if (!h.writable) {
+      Response r = json_response(503, {{"status", "not_ready"}, {"reason", h.reason}});
+      r.headers.emplace_back("Retry-After", "5");
+      finish(c, std::move(r));
+      return;
+    }
+    finish(c, json_response(200, {{"status", "ready"}, {"head", log.head().position.value()}}));
+  }
+
+  void metrics_route(const CallPtr& c) {
+    Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics.render();
+    finish(c, std::move(r));
+  }
+
+  void openapi(const CallPtr& c) {
+    Response r;
+    r.content_type = "application/yaml";
+    r.body = options.openapi_yaml;
+    finish(c, std::move(r));
+  }
+
+  std::optional<core::Uuid> correlation(const CallPtr& c) {
+    const std::string_view h = c->req.header("x-correlation-id");
+    if (h.empty()) return core::Uuid{};
+    auto u = core::Uuid::parse(h);
+    if (!u) {
+      fail(c, {400, "bad_header", "X-Correlation-Id must be a UUID", "X-Correlation-Id", {}, {}});
+      return std::nullopt;
+    }
+    return u;
+  }
+
+  std::optional<std::optional<std::string>> idempotency_key(const CallPtr& c) {
+    const std::string_view h = c->req.header("idempotency-key");
+    if (h.empty()) return std::optional<std::string>();
+    const bool printable = std::all_of(h.begin(), h.end(), [](char ch) {
+      return static_cast<unsigned char>(ch) >= 0x21 && static_cast<unsigned char>(ch) <= 0x7e;
+    });
+    if (h.size() > options.max_idempotency_key_bytes || !printable) {
+      fail(c, {400, "bad_header",
+               fmt::format("Idempotency-Key must be 1..{} printable ASCII characters",
+                           options.max_idempotency_key_bytes),
+               "Idempotency-Key", {}, {}});
+      return std::nullopt;
+    }
+    return std::optional<std::string>(std::string(h));
+  }
+
+  // Content type, size and depth checks shared by the JSON routes.
+  bool check_json_body(const CallPtr& c) {
+    if (!is_json_content_type(c->req.header("content-type"))) {
+      fail(c, {415, "unsupported_media_type", "the body must be application/json", {}, {}, {}});
+      return false;
+    }
+    if (json_depth(c->req.body) > options.max_json_depth) {
+      fail(c, {400, "malformed_json",
+               fmt::format("JSON nests deeper than {} levels", options.max_json_depth), {}, {},
+               {}});
+      return false;
+    }
+    return true;
+  }
+
+  void command(const CallPtr& c, std::string type) {
+    if (!check_json_body(c)) return;
+    auto corr = correlation(c);
+    if (!corr) return;
+    auto key = idempotency_key(c);
+    if (!key) return;
+    commands::CommandRequest req;
+    req.type = std::move(type);
+    req.body = std::move(c->req.body);
+    req.principal = c->principal;
+    req.idempotency_key = std::move(*key);
+    req.correlation_id = *corr;
+    const std::string corr_header(c->req.header("x-correlation-id"));
+    bus.execute(std::move(req), [this, c, corr_header](commands::result<commands::CommandOutcome> r) {
+      if (!r) {
+        const auto& e = r.error();
+        Problem p{status_of(e.kind), e.code, e.detail, e.field, e.actual_version, {}};
+        if (e.kind == commands::Failure::overloaded) p.retry_after_s = 1;
+        if (e.kind == commands::Failure::unavailable) p.retry_after_s = 5;
+        fail(c, std::move(p));
+        return;
+      }
+      json body = r->to_json();
+      body.erase("replayed");
+      for (auto& ev : body["events"]) {
+        json full = {{"stream", r->stream}, {"data", std::move(ev["data"])}};
+        redact_memory(full, c->principal);
+        ev["data"] = std::move(full["data"]);
+      }
+      Response resp = json_response(201, body);
+      if (r->replayed) resp.headers.emplace_back("Idempotent-Replayed", "true");
+      if (!corr_header.empty()) resp.headers.emplace_back("X-Correlation-Id", corr_header);
+      finish(c, std::move(resp));
+    });
+  }
+
+  std::optional<core::ExpectedVersion> parse_expected(const CallPtr& c, const json& v) {
+    if (v.is_number_unsigned()) {
+      return core::ExpectedVersion::exact(core::StreamVersion(v.get<uint64_t>()));
+    }
+    if (v.is_string()) {
+      const auto s = v.get<std::string>();
+      if (s == "any") return core::ExpectedVersion::any();
+      if (s == "no_stream") return core::ExpectedVersion::no_stream();
+      if (s == "stream_exists") return core::ExpectedVersion::stream_exists();
+    }
+    fail(c, {400, "invalid_field",
+             "expected_version must be an integer >= 0 or \"any\", \"no_stream\", "
+             "\"stream_exists\"",
+             "/expected_version", {}, {}});
+    return std::nullopt;
+  }
+
+  void append_generic(const CallPtr& c, std::string stream) {
+    if (commands::CommandBus::is_domain_stream(stream)) {
+      fail(c, {403, "domain_stream",
+               fmt::format("'{}' belongs to the domain; send a command instead", stream), {}, {},
+               {}});
+      return;
+    }
+    if (!require_role(c, {Role::admin, Role::writer})) return;
+    if (!check_json_body(c)) return;
+    auto corr = correlation(c);
+    if (!corr) return;
+    auto key = idempotency_key(c);
+    if (!key) return;
+    json body;
+    try {
+      body = json::parse(c->req.body);
+    } catch (const json::exception& e) {
+      fail(c, {400, "malformed_json", e.what(), {}, {}, {}});
+      return;
+    }
+    if (!body.is_object()) {
+      fail(c, {400, "invalid_field", "the body must be a JSON object", "", {}, {}});
+      return;
+    }
+    core::ExpectedVersion expected = core::ExpectedVersion::any();
+    for (const auto& [k, v] : body.items()) {
+      if (k == "expected_version") {
+        auto e = parse_expected(c, v);
+        if (!e) return;
+        expected = *e;
+      } else if (k != "events") {
+        fail(c, {400, "unknown_field", fmt::format("unknown field '{}'", k), "/" + k, {}, {}});
+        return;
+      }
+    }
+    const auto events_it = body.find("events");
+    if (events_it == body.end()) {
+      fail(c, {400, "missing_field", "'events' is required", "/events", {}, {}});
+      return;
+    }
+    if (!events_it->is_array() || events_it->empty() ||
+        events_it->size() > options.max_events_per_request) {
+      fail(c, {400, "invalid_field",
+               fmt::format("'events' must be an array of 1..{} events",
+                           options.max_events_per_request),
+               "/events", {}, {}});
+      return;
+    }
+    std::vector<core::EventData> events;
+    events.reserve(events_it->size());
+    for (size_t i = 0; i < events_it->size(); ++i) {
+      const json& e = (*events_it)[i];
+      const std::string at = fmt::format("/events/{}", i);
+      if (!e.is_object()) {
+        fail(c, {400, "invalid_field", "an event must be an object", at, {}, {}});
+        return;
+      }
+      core::EventData d;
+      d.payload_format = core::PayloadFormat::flexbuffer;
+      bool has_type = false;
+      for (const auto& [k, v] : e.items()) {
+        if (k == "type") {
+          if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
+            fail(c, {400, "invalid_field", "'type' must be a non-empty string", at + "/type", {},
+                     {}});
+            return;
+          }
+          d.type = v.get<std::string>();
+          has_type = true;
+        } else if (k == "id") {
+          auto u = v.is_string() ? core::Uuid::parse(v.get_ref<const std::string&>())
+                                 : std::optional<core::Uuid>();
+          if (!u || u->is_nil()) {
+            fail(c, {400, "invalid_field", "'id' must be a non-nil UUID", at + "/id", {}, {}});
+            return;
+          }
+          d.id = *u;
+        } else if (k == "data") {
+          auto f = core::json_to_flex(v, options.max_json_depth);
+          if (!f) {
+            fail(c, {400, "invalid_field", f.error().message, at + "/data", {}, {}});
+            return;
+          }
+          d.payload = std::move(*f);
+        } else if (k == "metadata") {
+          if (!v.is_object()) {
+            fail(c, {400, "invalid_field", "'metadata' must be an object", at + "/metadata", {},
+                     {}});
+            return;
+          }
+          auto f = core::json_to_flex(v, options.max_json_depth);
+          if (!f) {
+            fail(c, {400, "invalid_field", f.error().message, at + "/metadata", {}, {}});
+            return;
+          }
+          d.metadata = std::move(*f);
+        } else {
+          fail(c, {400, "unknown_field", fmt::format("unknown field '{}'", k), at + "/" + k, {},
+                   {}});
+          return;
+        }
+      }
+      if (!has_type) {
+        fail(c, {400, "missing_field", "'type' is required", at + "/type", {}, {}});
+        return;
+      }
+      // A retry with the same Idempotency-Key derives the same ids, so the
+      // log's dedupe recognises it.
+      if (d.id.is_nil() && *key) {
+        d.id = core::Uuid::from_name(fmt::format("engram/generic-event/v1\n{}\n{}\n{}",
+                                                 c->principal.subject, **key, i));
+      }
+      events.push_back(std::move(d));
+    }
+    core::AppendContext ctx;
+    ctx.command_id = *key ? core::Uuid::from_name(fmt::format("engram/generic-command/v1\n{}\n{}",
+                                                              c->principal.subject, **key))
+                          : core::Uuid::v7_now();
+    ctx.correlation_id = corr->is_nil() ? ctx.command_id : *corr;
+    ctx.actor = c->principal.subject;
+    const std::string corr_header(c->req.header("x-correlation-id"));
+    auto queued = log.append_async(
+        stream, expected, events, ctx,
+        [this, c, stream, corr_header](core::result<core::AppendResult> r) {
+          if (!r) {
+            fail(c, problem_from_log(r.error()));
+            return;
+          }
+          Response resp = json_response(201, {{"stream", stream},
+                                              {"version", r->version.value()},
+                                              {"first_position", r->first.value()},
+                                              {"last_position", r->last.value()},
+                                              {"deduplicated", r->deduplicated}});
+          if (!corr_header.empty()) resp.headers.emplace_back("X-Correlation-Id", corr_header);
+          finish(c, std::move(resp));
+        });
+    if (!queued) fail(c, problem_from_log(queued.error()));
+  }
+
+  json render(const core::RecordedEvent& e, const commands::Principal& who) {
+    json j = bus.render_event(e);
+    redact_memory(j, who);
+    return j;
+  }
+
+  void read_stream(const CallPtr& c, const std::string& stream) {
+    if (!check_query(c, {"from", "limit", "direction"})) return;
+    if (c->principal.agent_id && stream.rfind("memory-", 0) == 0 &&
+        stream != "memory-" + *c->principal.agent_id) {
+      fail(c, {403, "not_own_memory", "an agent may read only its own memories", {}, {}, {}});
+      return;
+    }
+    const std::string dir = query(*c, "direction").value_or("forward");
+    if (dir != "forward" && dir != "backward") {
+      fail(c, {400, "bad_query", "'direction' must be forward or backward", "direction", {}, {}});
+      return;
+    }
+    const bool forward = dir == "forward";
+    auto from = query_u64(c, "from", forward ? 1 : UINT64_MAX, 1, UINT64_MAX);
+    if (!from) return;
+    auto limit = query_u64(c, "limit", options.default_page_size, 1, options.max_page_size);
+    if (!limit) return;
+    auto version = log.stream_version(stream);
+    if (!version) return fail(c, problem_from_log(version.error()));
+    if (version->value() == 0) {
+      fail(c, {404, "stream_not_found", fmt::format("no stream '{}'", stream), {}, {}, {}});
+      return;
+    }
+    auto events = log.read_stream(stream, core::StreamVersion(*from), *limit,
+                                  forward ? core::Direction::forward : core::Direction::backward);
+    if (!events) return fail(c, problem_from_log(events.error()));
+    json out = {{"stream", stream}, {"version", version->value()}};
+    json list = json::array();
+    for (const auto& e : *events) list.push_back(render(e, c->principal));
+    json next = nullptr;
+    if (!events->empty()) {
+      const uint64_t last = events->back().version().value();
+      if (forward && events->size() == *limit && last < version->value()) next = last + 1;
+      if (!forward && last > 1) next = last - 1;
+    }
+    out["events"] = std::move(list);
+    out["next"] = next;
+    finish(c, json_response(200, out));
+  }
+
+  void read_log(const CallPtr& c) {
+    if (!require_role(c, {Role::admin, Role::reader, Role::replicator})) return;
+    if (!check_query(c, {"from_position", "limit"})) return;
+    auto from = query_u64(c, "from_position", 1, 1, UINT64_MAX);
+    if (!from) return;
+    auto limit = query_u64(c, "limit", options.default_page_size, 1, options.max_page_size);
+    if (!limit) return;
+    const uint64_t head = log.head().position.value();
+    auto events = log.read_all(core::Position(*from), *limit);
+    if (!events) return fail(c, problem_from_log(events.error()));
+    json list = json::array();
+    for (const auto& e : *events) list.push_back(render(e, c->principal));
+    json next = nullptr;
+    if (!events->empty() && events->back().position().value() < head) {
+      next = events->back().position().value() + 1;
+    }
+    finish(c, json_response(200, {{"head", head}, {"events", std::move(list)}, {"next_position", next}}));
+  }
+
+  // --- dispatch ------------------------------------------------------------
+
+  bool authenticate(const CallPtr& c) {
+    if (!options.authenticate) {
+      c->principal.subject = "anonymous-admin";
+      c->principal.roles = {Role::admin};
+      return true;
+    }
+    const std::string_view h = c->req.header("authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (h.size() <= kBearer.size() || h.substr(0, kBearer.size()) != kBearer) {
+      fail(c, {401, "unauthorized", "a bearer token is required", {}, {}, {}});
+      return false;
+    }
+    auto p = options.authenticate(h.substr(kBearer.size()));
+    if (!p) {
+      fail(c, {401, "unauthorized",
+               fmt::format("token rejected ({}): {}", p.error().code, p.error().detail), {}, {},
+               {}});
+      return false;
+    }
+    c->principal = std::move(*p);
+    return true;
+  }
+
+  bool rate_limit(const CallPtr& c, RateLimiter& limiter, std::string_view key,
+                  core::metrics::Counter& counter) {
+    auto wait_s = limiter.take(key, steady_ns());
+    if (!wait_s) return true;
+    counter.add();
+    fail(c, {429, "rate_limited", "too many requests; retry later", {}, {},
+             static_cast<uint64_t>(std::max(1.0, std::ceil(*wait_s)))});
+    return false;
+  }
+
+  void dispatch(const CallPtr& c) {
+    const std::string& path = c->target.path;
+    const std::string& method = c->req.method;
+    auto method_not_allowed = [&](std::string allow) {
+      Problem p{405, "method_not_allowed", fmt::format("use {}", allow), {}, {}, {}};
+      Response r = problem_response(p, path, c->request_id);
+      r.headers.emplace_back("Allow", std::move(allow));
+      finish(c, std::move(r));
+    };
+    if (!c->target.ok) {
+      c->route = "other";
+      fail(c, {400, "bad_query", "malformed query string", {}, {}, {}});
+      return;
+    }
+    if (!rate_limit(c, per_ip, c->req.remote_ip, rate_limited_ip)) return;
+
+    if (path == "/healthz" || path == "/readyz") {
+      c->route = path;
+      if (method != "GET") return method_not_allowed("GET");
+      return path == "/healthz" ? healthz(c) : readyz(c);
+    }
+
+    constexpr std::string_view kCommands = "/v1/commands/";
+    constexpr std::string_view kStreams = "/v1/streams/";
+    std::string arg;
+    if (path == "/metrics") {
+      c->route = "/metrics";
+    } else if (path == "/v1/openapi.yaml") {
+      c->route = path;
+    } else if (path == "/v1/log") {
+      c->route = path;
+    } else if (path.rfind(kCommands, 0) == 0 && path.size() > kCommands.size()) {
+      c->route = "/v1/commands/{type}";
+      arg = path.substr(kCommands.size());
+    } else if (path.rfind(kStreams, 0) == 0 && path.size() > kStreams.size()) {
+      c->route = "/v1/streams/{stream}";
+      auto decoded = percent_decode(std::string_view(path).substr(kStreams.size()));
+      if (!decoded) {
+        fail(c, {400, "invalid_field", "malformed stream name in the path", "stream", {}, {}});
+        return;
+      }
+      arg = std::move(*decoded);
+    } else {
+      c->route = "other";
+      fail(c, {404, "not_found", fmt::format("no route for {}", path), {}, {}, {}});
+      return;
+    }
+
+    if (c->route == "/v1/openapi.yaml") {
+      if (method != "GET") return method_not_allowed("GET");
+      return openapi(c);
+    }
+    if (!authenticate(c)) return;
+    if (!rate_limit(c, per_token, c->principal.subject, rate_limited_token)) return;
+
+    if (c->route == "/metrics") {
+      if (method != "GET") return method_not_allowed("GET");
+      if (!require_role(c, {Role::admin, Role::reader, Role::replicator})) return;
+      return metrics_route(c);
+    }
+    if (c->route == "/v1/log") {
+      if (method != "GET") return method_not_allowed("GET");
+      return read_log(c);
+    }
+    if (c->route == "/v1/commands/{type}") {
+      if (method != "POST") return method_not_allowed("POST");
+      return command(c, std::move(arg));
+    }
+    if (method == "POST") return append_generic(c, std::move(arg));
+    if (method == "GET") return read_stream(c, arg);
+    return method_not_allowed("GET, POST");
+  }
+};
+
+Api::Api(core::Log& log, commands::CommandBus& bus, core::metrics::Registry& metrics,
+         ApiOptions options)
+    : impl_(std::make_unique<Impl>(log, bus, metrics, std::move(options))) {
+  Impl* s = impl_.get();
+  auto& m = metrics;
+  m.gauge_fn("engram_http_connections", "Open HTTP connections.",
+             [s] { return static_cast<double>(s->connections.load()); });
+  core::Log* l = &log;
+  m.counter_fn("engram_log_append_requests_total", "Append requests the log accepted.",
+               [l] { return static_cast<double>(l->stats().append_requests); });
+  m.counter_fn("engram_log_events_appended_total", "Events written to the log.",
+               [l] { return static_cast<double>(l->stats().events_appended); });
+  m.counter_fn("engram_log_deduplicated_total", "Appends answered from the dedupe index.",
+               [l] { return static_cast<double>(l->stats().deduplicated_requests); });
+  m.counter_fn("engram_log_groups_committed_total", "Write groups committed.",
+               [l] { return static_cast<double>(l->stats().groups_committed); });
+  m.histogram_fn("engram_log_group_size", "Append requests per committed group.",
+                 [l] { return l->stats().group_requests; });
+  m.histogram_fn("engram_log_fsync_duration_seconds", "WAL sync latency.",
+                 [l] { return l->stats().sync_seconds; });
+  m.gauge_fn("engram_log_queue_depth", "Appends waiting for the writer.",
+             [l] { return static_cast<double>(l->stats().queue_depth); });
+  m.gauge_fn("engram_log_head_position", "Position of the last acknowledged event.",
+             [l] { return static_cast<double>(l->head().position.value()); });
+  m.gauge_fn("engram_log_writable", "1 when the log accepts writes, 0 when read-only.",
+             [l] { return l->health().writable ? 1.0 : 0.0; });
+  commands::CommandBus* b = &bus;
+  m.counter_fn("engram_commands_succeeded_total", "Commands that wrote (or replayed) events.",
+               [b] { return static_cast<double>(b->stats().commands_ok); });
+  m.counter_fn("engram_commands_failed_total", "Commands refused or failed.",
+               [b] { return static_cast<double>(b->stats().commands_failed); });
+  m.counter_fn("engram_commands_conflict_retries_total",
+               "Commands re-decided after losing a race.",
+               [b] { return static_cast<double>(b->stats().conflict_retries); });
+}
+
+Api::~Api() = default;
+
+void Api::connections_changed(int delta) {
+  impl_->connections.fetch_add(delta);
+}
+
+void Api::handle(Request request, std::function<void(Response)> respond) {
+  auto c = std::make_shared<Impl::Call>();
+  c->started_ns = steady_ns();
+  c->request_id = core::Uuid::v7_now().to_string();
+  c->target = split_target(request.target);
+  c->req = std::move(request);
+  c->respond = std::move(respond);
+  impl_->dispatch(c);
+}
+
+Response Api::protocol_error(int status, std::string_view detail, std::string_view remote_ip) {
+  auto c = std::make_shared<Impl::Call>();
+  c->started_ns = steady_ns();
+  c->request_id = core::Uuid::v7_now().to_string();
+  c->route = "protocol";
+  c->req.method = "-";
+  c->req.remote_ip = std::string(remote_ip);
+  const char* code = status == 413   ? "body_too_large"
+                     : status == 431 ? "header_too_large"
+                     : status == 503 ? "too_many_connections"
+                                     : "malformed_http";
+  Response out;
+  c->respond = [&out](Response r) { out = std::move(r); };
+  Problem p{status, code, std::string(detail), {}, {}, {}};
+  if (status == 503) p.retry_after_s = 1;
+  impl_->fail(c, std::move(p));
+  return out;
+}
+
+}  // namespace engram::http

@@ -1,0 +1,68 @@
+#pragma once
+
+// engram's HTTP API (docs/http-api.md, docs/openapi.yaml): routes requests
+// to the command bus and the log, authenticates, rate-limits, counts, logs,
+// and turns every failure into application/problem+json (RFC 9457). No
+// Beast here: the Server hands over parsed requests.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "adapters/http/server.h"
+#include "commands/bus.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/metrics.h"
+
+namespace engram::http {
+
+struct AuthFailure {
+  std::string code;  // "expired", "bad_signature"...
+  std::string detail;
+};
+// Turns a bearer token into a principal (adapters/auth does the work; the
+// caller wires it in).
+using Authenticator =
+    std::function<core::result<commands::Principal, AuthFailure>(std::string_view token)>;
+
+struct ApiOptions {
+  size_t max_events_per_request = 100;
+  size_t max_page_size = 1000;
+  size_t default_page_size = 100;
+  size_t max_json_depth = 64;
+  size_t max_idempotency_key_bytes = 128;
+  // Token buckets; a rate of 0 turns that limit off.
+  double per_token_rps = 5000;
+  double per_token_burst = 10000;
+  double per_ip_rps = 20000;
+  double per_ip_burst = 40000;
+  size_t rate_limit_max_clients = 100'000;
+  // Null: authentication is off and every request acts as an admin. Only the
+  // serve command's loopback check may allow that.
+  Authenticator authenticate;
+  bool access_log = true;
+  std::string openapi_yaml;  // served at /v1/openapi.yaml
+};
+
+class Api final : public Handler {
+ public:
+  Api(core::Log& log, commands::CommandBus& bus, core::metrics::Registry& metrics,
+      ApiOptions options);
+  ~Api() override;
+
+  void handle(Request request, std::function<void(Response)> respond) override;
+  Response protocol_error(int status, std::string_view detail,
+                          std::string_view remote_ip) override;
+
+  // For ServerObserver::connections.
+  void connections_changed(int delta);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace engram::http

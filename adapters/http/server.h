@@ -1,0 +1,102 @@
+#pragma once
+
+// The HTTP/1.1 server: connections, parsing, limits and shutdown. It knows
+// nothing of engram's routes; it hands each complete request to a Handler
+// and writes back what the handler answers. Only server.cc includes Beast.
+//
+// Contract
+// - One coroutine per connection; requests on a connection are answered in
+//   order, one at a time (no pipelining), so each connection holds at most
+//   one response.
+// - Every request must arrive whole within read_timeout_ms of the first
+//   read (slow senders are cut off), with headers of at most
+//   max_header_bytes (431) and a body of at most max_body_bytes (413). A new
+//   parser is used per message. Malformed HTTP gets 400; all three close
+//   the connection after the answer.
+// - At most max_connections are open; further ones get 503 and are closed.
+// - stop(): stops accepting, closes idle connections, lets requests in
+//   flight finish and answer (with Connection: close) for up to
+//   shutdown_grace_ms, then closes what is left. It returns when every
+//   connection is closed and the I/O threads have exited.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/result.h"
+
+namespace engram::http {
+
+struct ServerOptions {
+  std::string listen_address = "127.0.0.1";
+  uint16_t port = 8080;  // 0: an ephemeral port (see Server::port())
+  size_t io_threads = 2;
+  size_t max_connections = 1024;
+  size_t max_body_bytes = 1 << 20;
+  size_t max_header_bytes = 16 << 10;
+  uint64_t read_timeout_ms = 10'000;
+  uint64_t write_timeout_ms = 10'000;
+  uint64_t shutdown_grace_ms = 10'000;
+};
+
+struct Request {
+  std::string method;  // "GET"
+  std::string target;  // path and query, as sent
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
+  std::string body;
+  std::string remote_ip;
+  // The header's value, or empty when absent.
+  std::string_view header(std::string_view lower_name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// What the server reports about connections, for metrics.
+struct ServerObserver {
+  std::function<void(int delta)> connections;
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  // Answers a request by calling `respond` exactly once, on any thread.
+  virtual void handle(Request request, std::function<void(Response)> respond) = 0;
+  // The answer to a request the server rejected before routing it (413,
+  // 431, 400, 503 for too many connections).
+  virtual Response protocol_error(int status, std::string_view detail,
+                                  std::string_view remote_ip) = 0;
+};
+
+class Server {
+ public:
+  // Binds and starts the I/O threads. errc::io_error when the address
+  // cannot be bound (in use, not local), errc::invalid_argument for a bad
+  // address.
+  static core::result<std::unique_ptr<Server>> start(const ServerOptions& options,
+                                                     Handler& handler,
+                                                     ServerObserver observer = {});
+  ~Server();  // stop()s
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  uint16_t port() const;
+  void stop();
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace engram::http

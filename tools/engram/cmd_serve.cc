@@ -1,0 +1,150 @@
+// engram serve: the command endpoint and the log, on one node.
+
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "adapters/auth/jwt.h"
+#include "adapters/http/api.h"
+#include "adapters/http/server.h"
+#include "commands/bus.h"
+#include "core/logging.h"
+#include "core/metrics.h"
+#include "tools/engram/cli.h"
+#include "tools/engram/commands.h"
+#include "tools/engram/serve_config.h"
+
+extern const char* const kEngramOpenApiYaml;
+
+namespace engram::cli {
+namespace {
+
+struct ServeFlags {
+  std::string config_file;
+  std::string data_dir;
+  std::string listen;
+  bool no_auth = false;
+  std::string log_level;
+};
+
+core::logging::Level parse_level(const std::string& s) {
+  using L = core::logging::Level;
+  if (s == "debug") return L::debug;
+  if (s == "warn") return L::warn;
+  if (s == "error") return L::error;
+  if (s == "off") return L::off;
+  return L::info;
+}
+
+http::Authenticator make_authenticator(std::shared_ptr<const auth::Verifier> verifier) {
+  return [verifier](std::string_view token) -> core::result<commands::Principal, http::AuthFailure> {
+    const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+    auto claims = verifier->verify(token, now_s);
+    if (!claims) {
+      return http::AuthFailure{auth::auth_errc_name(claims.error().code), claims.error().detail};
+    }
+    commands::Principal p;
+    p.subject = std::move(claims->subject);
+    for (const auto& r : claims->roles) {
+      if (auto role = commands::parse_role(r)) p.roles.push_back(*role);
+    }
+    p.agent_id = std::move(claims->agent);
+    return p;
+  };
+}
+
+int run_serve(const ServeFlags& flags) {
+  ServeConfig config;
+  if (!flags.config_file.empty()) {
+    if (auto r = apply_config_file(flags.config_file, config); !r) {
+      return fail(kUsage, r.error().message);
+    }
+  }
+  if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
+  if (!flags.listen.empty()) config.listen = flags.listen;
+  if (flags.no_auth) config.auth_enabled = false;
+  if (!flags.log_level.empty()) config.log_level = flags.log_level;
+  if (auto r = apply_listen(config); !r) return fail(kUsage, r.error().message);
+  if (auto r = check_config(config); !r) return fail(kUsage, r.error().message);
+
+  // Signals are handled by this thread alone (sigwait below); every thread
+  // started from here on inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  core::logging::init(parse_level(config.log_level));
+  using L = core::logging::Level;
+
+  std::shared_ptr<const auth::Verifier> verifier;
+  if (config.auth_enabled) {
+    auto ring = auth::KeyRing::load_or_create(config.effective_keys_file());
+    if (!ring) return fail(kDataDir, ring.error().message);
+    verifier = std::make_shared<const auth::Verifier>(std::move(*ring));
+  }
+
+  int code = kOk;
+  auto log = open_log(config.data_dir, false, code);
+  if (!log) return code;
+
+  commands::BusOptions bus_options;
+  bus_options.state_cache_entries = config.state_cache_entries;
+  bus_options.state_cache_bytes = config.state_cache_bytes;
+  commands::CommandBus bus(*log, log->keys(), bus_options);
+
+  core::metrics::Registry metrics;
+  config.api.openapi_yaml = kEngramOpenApiYaml;
+  if (verifier) config.api.authenticate = make_authenticator(verifier);
+  http::Api api(*log, bus, metrics, config.api);
+  http::ServerObserver observer;
+  observer.connections = [&api](int delta) { api.connections_changed(delta); };
+  auto server = http::Server::start(config.server, api, observer);
+  if (!server) return fail(kUsage, server.error().message);
+
+  const std::string host = config.server.listen_address.find(':') != std::string::npos
+                               ? "[" + config.server.listen_address + "]"
+                               : config.server.listen_address;
+  fmt::print("engram: listening on http://{}:{}\n", host, (*server)->port());
+  std::fflush(stdout);
+  core::logging::write(L::info, "serving",
+                       {{"listen", fmt::format("{}:{}", host, (*server)->port())},
+                        {"data", config.data_dir.string()},
+                        {"auth", config.auth_enabled},
+                        {"head", log->head().position.value()}});
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  core::logging::write(L::info, "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  // Stop accepting, let requests in flight finish (their appends complete
+  // and are answered), then close the log, which drains its queue.
+  (*server)->stop();
+  server->reset();
+  const core::Head head = log->head();
+  log.reset();
+  core::logging::write(L::info, "stopped", {{"head", head.position.value()}});
+  core::logging::flush();
+  return kOk;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, int& exit_code) {
+  auto f = std::make_shared<ServeFlags>();
+  auto* serve = app.add_subcommand(
+      "serve", "Serve the command HTTP endpoint on the embedded log (one node, no NATS)");
+  serve->add_option("--config", f->config_file, "JSON config file (docs/http-api.md)");
+  serve->add_option("--data", f->data_dir, "Data directory of the log (default ./data)");
+  serve->add_option("--listen", f->listen, "ADDR:PORT to listen on (default 127.0.0.1:8080)");
+  serve->add_flag("--no-auth", f->no_auth,
+                  "Turn authentication off (refused unless listening on loopback)");
+  serve->add_option("--log-level", f->log_level, "debug, info, warn, error or off");
+  serve->callback([f, &exit_code] { exit_code = run_serve(*f); });
+}
+
+}  // namespace engram::cli

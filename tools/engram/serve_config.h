@@ -1,0 +1,44 @@
+#pragma once
+
+// Configuration of `engram serve`: defaults, then a JSON config file, then
+// command-line flags, each overriding the one before. Every bound has a
+// name with its unit; docs/http-api.md lists them.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "adapters/http/api.h"
+#include "adapters/http/server.h"
+#include "commands/bus.h"
+#include "core/result.h"
+
+namespace engram::cli {
+
+struct ServeConfig {
+  std::filesystem::path data_dir = "data";
+  std::string listen = "127.0.0.1:8080";
+  http::ServerOptions server;
+  http::ApiOptions api;
+  size_t state_cache_entries = 100'000;
+  size_t state_cache_bytes = 64 << 20;
+  bool auth_enabled = true;
+  std::filesystem::path keys_file;  // empty: <data>/auth/keys.json
+  std::string log_level = "info";
+
+  std::filesystem::path effective_keys_file() const {
+    return keys_file.empty() ? data_dir / "auth" / "keys.json" : keys_file;
+  }
+};
+
+// Applies a JSON config file's settings. Unknown keys, wrong types and
+// out-of-range values are errors naming the key; nothing is applied then.
+core::result<void> apply_config_file(const std::filesystem::path& path, ServeConfig& config);
+
+// Splits "ADDR:PORT" ("[::1]:8080" for IPv6) into config.server.
+core::result<void> apply_listen(ServeConfig& config);
+
+// Auth may be off only on a loopback listener.
+core::result<void> check_config(const ServeConfig& config);
+
+}  // namespace engram::cli
