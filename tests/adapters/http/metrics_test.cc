@@ -11,7 +11,7 @@ TEST_CASE("/metrics: Prometheus text that promtool accepts, with the promised se
   ServeFixture f;
   HttpClient c(f.port());
   const std::string admin = f.token({"admin"}, "root");
-  REQUIRE(c.request("POST", "/v1/commands/RegisterAgent", R"({"agent_id": "m1", "name": "M"})",
+  REQUIRE(c.request("POST", "/v1/commands/RegisterAgent", R"({"agent_id": "m1", "name": "M", "capabilities": [], "domains": []})",
                     bearer(admin))
               .status == 201);
   CHECK(c.request("GET", "/v1/streams/nothing-here", "", bearer(admin)).status == 404);
