@@ -21,6 +21,9 @@ namespace {
 using nlohmann::json;
 using commands::Role;
 
+// The method label of requests the server refused before parsing a method.
+const std::string kNoMethod = "-";
+
 int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -802,7 +805,7 @@ Response Api::protocol_error(int status, std::string_view detail, std::string_vi
   c->started_ns = steady_ns();
   c->request_id = core::Uuid::v7_now().to_string();
   c->route = "protocol";
-  c->req.method = "-";
+  c->req.method = kNoMethod;
   c->req.remote_ip = std::string(remote_ip);
   const char* code = status == 413   ? "body_too_large"
                      : status == 431 ? "header_too_large"

@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   engram::cli::add_append_command(app, exit_code);
   engram::cli::add_replay_command(app, exit_code);
   engram::cli::add_audit_command(app, exit_code);
+  engram::cli::add_token_command(app, exit_code);
+  engram::cli::add_serve_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -1,0 +1,495 @@
+#include "adapters/auth/keyring.h"
+
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "adapters/auth/json_object.h"
+#include "core/crypto.h"
+#include "core/sha256.h"
+
+namespace engram::auth {
+namespace {
+
+using core::errc;
+using core::make_error;
+
+constexpr std::string_view kB64Alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+// A key file is an object of an array of flat objects.
+constexpr int kMaxKeyFileDepth = 3;
+constexpr size_t kMaxNameBytes = 256;
+constexpr size_t kMaxPemBytes = 16 * 1024;
+
+int b64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-') return 62;
+  if (c == '_') return 63;
+  return -1;
+}
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Ed25519 keys from PEM. A passphrase callback that supplies nothing keeps
+// OpenSSL from prompting on a terminal for an encrypted private key.
+int no_passphrase(char*, int, int, void*) {
+  return 0;
+}
+
+std::shared_ptr<evp_pkey_st> read_pem(const std::string& pem, bool private_half, std::string& why) {
+  if (pem.size() > kMaxPemBytes) {
+    why = "PEM is longer than " + std::to_string(kMaxPemBytes) + " bytes";
+    return nullptr;
+  }
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  ENGRAM_ASSERT(bio != nullptr);
+  EVP_PKEY* key = private_half ? PEM_read_bio_PrivateKey(bio, nullptr, no_passphrase, nullptr)
+                               : PEM_read_bio_PUBKEY(bio, nullptr, no_passphrase, nullptr);
+  BIO_free(bio);
+  ERR_clear_error();
+  if (key == nullptr) {
+    why = private_half ? "not a PEM private key (unencrypted PKCS#8 expected)"
+                       : "not a PEM public key (SubjectPublicKeyInfo expected)";
+    return nullptr;
+  }
+  if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
+    EVP_PKEY_free(key);
+    why = "not an Ed25519 key";
+    return nullptr;
+  }
+  return std::shared_ptr<evp_pkey_st>(key, EVP_PKEY_free);
+}
+
+std::string write_pem(EVP_PKEY* key, bool private_half) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  ENGRAM_ASSERT(bio != nullptr);
+  const int ok = private_half
+                     ? PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr)
+                     : PEM_write_bio_PUBKEY(bio, key);
+  ENGRAM_ASSERT(ok == 1);
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio, &data);
+  std::string pem(data, static_cast<size_t>(len));
+  BIO_free(bio);
+  return pem;
+}
+
+const std::string* string_field(const nlohmann::json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_string()) return nullptr;
+  return &it->get_ref<const std::string&>();
+}
+
+core::result<std::string> read_small_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    return make_error(err == ENOENT ? errc::not_found : errc::io_error,
+                      "key file " + path.string() + ": " + errno_text(err));
+  }
+  FdCloser closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return make_error(errc::io_error, "key file " + path.string() + ": " + errno_text(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return make_error(errc::invalid_argument, "key file " + path.string() + " is not a file");
+  }
+  if (static_cast<uint64_t>(st.st_size) > kMaxKeyFileBytes) {
+    return make_error(errc::invalid_argument, "key file " + path.string() + " is larger than " +
+                                                  std::to_string(kMaxKeyFileBytes) + " bytes");
+  }
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return make_error(errc::io_error, "key file " + path.string() + ": " + errno_text(errno));
+    }
+    if (n == 0) break;  // shrank while we read; parse what is there
+    done += static_cast<size_t>(n);
+  }
+  text.resize(done);
+  return text;
+}
+
+core::result<void> fsync_dir(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return make_error(errc::io_error, dir.string() + ": " + errno_text(errno));
+  FdCloser closer{fd};
+  if (::fsync(fd) != 0) return make_error(errc::io_error, dir.string() + ": " + errno_text(errno));
+  return {};
+}
+
+// Writes `text` to a new file at `path`, mode 0600, so that a reader sees
+// either no file or the whole file. Returns false, writing nothing, when
+// `path` already exists (a concurrent creator won; its file stays).
+core::result<bool> write_new_file(const std::filesystem::path& path, std::string_view text) {
+  const std::filesystem::path dir = path.parent_path();
+  std::array<uint8_t, 8> nonce{};
+  core::random_bytes(nonce);
+  const std::filesystem::path tmp =
+      dir / ("." + path.filename().string() + ".tmp-" + core::to_hex(nonce));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error(errc::io_error, tmp.string() + ": " + errno_text(errno));
+  auto fail = [&](int err) -> core::result<bool> {
+    ::unlink(tmp.c_str());
+    return make_error(errc::io_error, tmp.string() + ": " + errno_text(err));
+  };
+  {
+    FdCloser closer{fd};
+    // The umask may only remove bits, but say exactly what we mean.
+    if (::fchmod(fd, 0600) != 0) return fail(errno);
+    size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return fail(errno);
+      done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd) != 0) return fail(errno);
+  }
+  // renameat2(RENAME_NOREPLACE) never clobbers; file systems without it get
+  // link(), which is just as exclusive.
+  int rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
+  if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+    rc = ::link(tmp.c_str(), path.c_str());
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    errno = err;
+  }
+  if (rc != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    if (err == EEXIST) return false;
+    return make_error(errc::io_error, path.string() + ": " + errno_text(err));
+  }
+  auto synced = fsync_dir(dir);
+  if (!synced) return synced.error();
+  return true;
+}
+
+bool valid_kid(std::string_view kid) {
+  if (kid.empty() || kid.size() > kMaxKidBytes) return false;
+  for (char c : kid) {
+    if (c < 0x21 || c > 0x7e) return false;  // printable ASCII, no space
+  }
+  return true;
+}
+
+}  // namespace
+
+const char* alg_name(Alg alg) noexcept {
+  switch (alg) {
+    case Alg::hs256:
+      return "HS256";
+    case Alg::eddsa:
+      return "EdDSA";
+  }
+  return "?";
+}
+
+std::optional<Alg> parse_alg(std::string_view name) noexcept {
+  if (name == "HS256") return Alg::hs256;
+  if (name == "EdDSA") return Alg::eddsa;
+  return std::nullopt;
+}
+
+std::string base64url_encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() * 4 + 2) / 3);
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) |
+                       (static_cast<uint8_t>(bytes[i + 1]) << 8) |
+                       static_cast<uint8_t>(bytes[i + 2]);
+    out += kB64Alphabet[(v >> 18) & 63];
+    out += kB64Alphabet[(v >> 12) & 63];
+    out += kB64Alphabet[(v >> 6) & 63];
+    out += kB64Alphabet[v & 63];
+  }
+  const size_t rest = bytes.size() - i;
+  if (rest == 1) {
+    const uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
+    out += kB64Alphabet[(v >> 18) & 63];
+    out += kB64Alphabet[(v >> 12) & 63];
+  } else if (rest == 2) {
+    const uint32_t v =
+        (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
+    out += kB64Alphabet[(v >> 18) & 63];
+    out += kB64Alphabet[(v >> 12) & 63];
+    out += kB64Alphabet[(v >> 6) & 63];
+  }
+  return out;
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+  // One leftover character carries only 6 bits: never a whole byte.
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    const int v = b64_value(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  // Leftover bits must be zero, else two texts would decode to the same bytes.
+  if ((acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  return out;
+}
+
+bool Key::can_sign() const {
+  return alg_ == Alg::hs256 ? !secret_.empty() : private_key_ != nullptr;
+}
+
+KeyRing::KeyRing(std::string issuer, std::string audience)
+    : issuer_(std::move(issuer)), audience_(std::move(audience)) {}
+
+const Key* KeyRing::find(std::string_view kid) const {
+  for (const auto& k : keys_) {
+    if (k.kid_ == kid) return &k;
+  }
+  return nullptr;
+}
+
+core::result<void> KeyRing::check_new_kid(const std::string& kid) const {
+  if (!valid_kid(kid)) {
+    return make_error(errc::invalid_argument, "kid must be 1 to " + std::to_string(kMaxKidBytes) +
+                                                  " printable ASCII characters without spaces");
+  }
+  if (find(kid) != nullptr)
+    return make_error(errc::invalid_argument, "duplicate kid \"" + kid + "\"");
+  if (keys_.size() >= kMaxKeys) {
+    return make_error(errc::invalid_argument,
+                      "more than " + std::to_string(kMaxKeys) + " keys in one ring");
+  }
+  return {};
+}
+
+core::result<void> KeyRing::add_hs256(std::string kid, std::string secret) {
+  if (auto ok = check_new_kid(kid); !ok) return ok;
+  if (secret.size() < kMinHs256SecretBytes || secret.size() > kMaxHs256SecretBytes) {
+    return make_error(errc::invalid_argument, "key \"" + kid + "\": an HS256 secret must be " +
+                                                  std::to_string(kMinHs256SecretBytes) + " to " +
+                                                  std::to_string(kMaxHs256SecretBytes) +
+                                                  " bytes, this one is " +
+                                                  std::to_string(secret.size()));
+  }
+  Key k;
+  k.kid_ = std::move(kid);
+  k.alg_ = Alg::hs256;
+  k.secret_ = std::move(secret);
+  keys_.push_back(std::move(k));
+  return {};
+}
+
+core::result<void> KeyRing::add_eddsa(std::string kid, std::string public_key_pem,
+                                      std::string private_key_pem) {
+  if (auto ok = check_new_kid(kid); !ok) return ok;
+  std::string why;
+  auto pub = read_pem(public_key_pem, false, why);
+  if (!pub)
+    return make_error(errc::invalid_argument, "key \"" + kid + "\": public_key_pem: " + why);
+  std::shared_ptr<evp_pkey_st> priv;
+  if (!private_key_pem.empty()) {
+    priv = read_pem(private_key_pem, true, why);
+    if (!priv) {
+      return make_error(errc::invalid_argument, "key \"" + kid + "\": private_key_pem: " + why);
+    }
+    if (EVP_PKEY_eq(pub.get(), priv.get()) != 1) {
+      ERR_clear_error();
+      return make_error(errc::invalid_argument,
+                        "key \"" + kid + "\": private_key_pem does not match public_key_pem");
+    }
+  }
+  Key k;
+  k.kid_ = std::move(kid);
+  k.alg_ = Alg::eddsa;
+  k.public_key_ = std::move(pub);
+  k.private_key_ = std::move(priv);
+  k.public_key_pem_ = std::move(public_key_pem);
+  k.private_key_pem_ = std::move(private_key_pem);
+  keys_.push_back(std::move(k));
+  return {};
+}
+
+core::result<void> KeyRing::add_random_hs256(std::string kid) {
+  std::string secret(kMinHs256SecretBytes, '\0');
+  core::random_bytes(std::span(reinterpret_cast<uint8_t*>(secret.data()), secret.size()));
+  return add_hs256(std::move(kid), std::move(secret));
+}
+
+core::result<void> KeyRing::add_random_eddsa(std::string kid) {
+  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  ENGRAM_ASSERT_MSG(key != nullptr, "Ed25519 key generation failed");
+  std::string pub = write_pem(key, false);
+  std::string priv = write_pem(key, true);
+  EVP_PKEY_free(key);
+  return add_eddsa(std::move(kid), std::move(pub), std::move(priv));
+}
+
+core::result<KeyRing> KeyRing::parse(std::string_view json_text) {
+  std::string why;
+  auto j = detail::parse_object(json_text, kMaxKeyFileDepth, why);
+  if (!j) return make_error(errc::invalid_argument, "key file: " + why);
+  for (const char* name : {"issuer", "audience"}) {
+    const std::string* s = string_field(*j, name);
+    if (s == nullptr || s->empty() || s->size() > kMaxNameBytes) {
+      return make_error(errc::invalid_argument, std::string("key file: \"") + name +
+                                                    "\" must be a string of 1 to " +
+                                                    std::to_string(kMaxNameBytes) + " bytes");
+    }
+  }
+  for (const auto& [name, value] : j->items()) {
+    if (name != "issuer" && name != "audience" && name != "keys") {
+      return make_error(errc::invalid_argument, "key file: unknown field \"" + name + "\"");
+    }
+  }
+  KeyRing ring(*string_field(*j, "issuer"), *string_field(*j, "audience"));
+  auto keys = j->find("keys");
+  if (keys == j->end() || !keys->is_array() || keys->empty()) {
+    return make_error(errc::invalid_argument, "key file: \"keys\" must be a non-empty array");
+  }
+  size_t index = 0;
+  for (const auto& entry : *keys) {
+    const std::string where = "key file: keys[" + std::to_string(index++) + "]";
+    if (!entry.is_object()) return make_error(errc::invalid_argument, where + " is not an object");
+    const std::string* kid = string_field(entry, "kid");
+    const std::string* alg_text = string_field(entry, "alg");
+    if (kid == nullptr) return make_error(errc::invalid_argument, where + ": \"kid\" missing");
+    if (alg_text == nullptr) return make_error(errc::invalid_argument, where + ": \"alg\" missing");
+    const auto alg = parse_alg(*alg_text);
+    if (!alg) {
+      return make_error(
+          errc::invalid_argument,
+          where + ": unknown alg \"" + alg_text->substr(0, 32) + "\" (HS256 or EdDSA)");
+    }
+    // Only the fields of the key's own algorithm: an HS256 entry that also
+    // carries a PEM is a mistake, not a choice.
+    const std::set<std::string> allowed =
+        *alg == Alg::hs256
+            ? std::set<std::string>{"kid", "alg", "secret_b64url"}
+            : std::set<std::string>{"kid", "alg", "public_key_pem", "private_key_pem"};
+    for (const auto& [name, value] : entry.items()) {
+      if (!allowed.contains(name)) {
+        return make_error(errc::invalid_argument,
+                          where + ": field \"" + name + "\" is not allowed for " + *alg_text);
+      }
+      if (!value.is_string()) {
+        return make_error(errc::invalid_argument, where + ": \"" + name + "\" must be a string");
+      }
+    }
+    core::result<void> added;
+    if (*alg == Alg::hs256) {
+      const std::string* secret_text = string_field(entry, "secret_b64url");
+      if (secret_text == nullptr) {
+        return make_error(errc::invalid_argument, where + ": \"secret_b64url\" missing");
+      }
+      auto secret = base64url_decode(*secret_text);
+      if (!secret) {
+        return make_error(errc::invalid_argument,
+                          where + ": \"secret_b64url\" is not unpadded base64url");
+      }
+      added = ring.add_hs256(*kid, std::move(*secret));
+    } else {
+      const std::string* pub = string_field(entry, "public_key_pem");
+      const std::string* priv = string_field(entry, "private_key_pem");
+      if (pub == nullptr) {
+        return make_error(errc::invalid_argument, where + ": \"public_key_pem\" missing");
+      }
+      added = ring.add_eddsa(*kid, *pub, priv != nullptr ? *priv : std::string());
+    }
+    if (!added) return make_error(errc::invalid_argument, "key file: " + added.error().message);
+  }
+  return ring;
+}
+
+std::string KeyRing::to_json() const {
+  nlohmann::ordered_json keys = nlohmann::ordered_json::array();
+  for (const auto& k : keys_) {
+    nlohmann::ordered_json e{{"kid", k.kid_}, {"alg", alg_name(k.alg_)}};
+    if (k.alg_ == Alg::hs256) {
+      e["secret_b64url"] = base64url_encode(k.secret_);
+    } else {
+      e["public_key_pem"] = k.public_key_pem_;
+      if (!k.private_key_pem_.empty()) e["private_key_pem"] = k.private_key_pem_;
+    }
+    keys.push_back(std::move(e));
+  }
+  nlohmann::ordered_json j{{"issuer", issuer_}, {"audience", audience_}, {"keys", std::move(keys)}};
+  // Only an issuer or audience passed to the constructor can be invalid
+  // UTF-8; replacing it beats throwing across the module's API.
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+core::result<void> KeyRing::save_new(const std::filesystem::path& path) const {
+  auto written = write_new_file(path, to_json());
+  if (!written) return written.error();
+  if (!*written) return make_error(errc::invalid_argument, path.string() + " already exists");
+  return {};
+}
+
+core::result<KeyRing> KeyRing::load(const std::filesystem::path& path) {
+  auto text = read_small_file(path);
+  if (!text) return text.error();
+  auto ring = parse(*text);
+  if (!ring) return make_error(ring.error().code, path.string() + ": " + ring.error().message);
+  return ring;
+}
+
+core::result<KeyRing> KeyRing::load_or_create(const std::filesystem::path& path) {
+  auto loaded = load(path);
+  if (loaded || loaded.error().code != errc::not_found) return loaded;
+
+  const std::filesystem::path dir = path.parent_path();
+  if (!dir.empty()) {
+    std::error_code ec;
+    const bool created = std::filesystem::create_directories(dir, ec);
+    if (ec) return make_error(errc::io_error, dir.string() + ": " + ec.message());
+    // Only the owner needs to list a directory that holds secrets.
+    if (created) {
+      std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
+                                   std::filesystem::perm_options::replace, ec);
+      if (ec) return make_error(errc::io_error, dir.string() + ": " + ec.message());
+    }
+  }
+  KeyRing ring("engram", "engram");
+  auto added = ring.add_random_hs256("default");
+  ENGRAM_ASSERT(added.has_value());
+  auto written = write_new_file(path, ring.to_json());
+  if (!written) return written.error();
+  // Read back what is on disk, ours or a concurrent creator's, so every
+  // process uses the same key.
+  return load(path);
+}
+
+}  // namespace engram::auth
