@@ -16,6 +16,9 @@
 //   earlier append already stored, is errc::duplicate_id_conflict.
 // - Every event is hash-chained: hash = SHA-256 over the previous hash and
 //   the event's canonical bytes (docs/log-format.md). verify() walks it.
+// - A wrong_expected_version error is returned only once the version it
+//   reports (actual_version) is durable and readable, so a caller may
+//   re-read and retry at once.
 // - A failed write or fsync is sticky: every later append fails with
 //   errc::read_only and health() says why. Reads keep working.
 // - A full append queue fails fast with errc::overloaded; nothing waits

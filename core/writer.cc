@@ -449,7 +449,12 @@ void GroupCommitWriter::decide_append(AppendRequest& req, Group& g) {
                                      current->value(), req.expected.to_string()));
     e.actual_version = current->value();
     req.outcome = std::move(e);
-    g.final_now.push_back(&req);
+    // The version that refuses this append may not be durable yet (written
+    // by this group or an earlier one still syncing). Answer after the sync,
+    // so a caller that re-reads the stream sees at least actual_version.
+    const bool unsynced = g.stream_versions.count(req.stream) > 0 ||
+                          written_.position.value() > g.durable.value();
+    (unsynced ? g.pending : g.final_now).push_back(&req);
     return;
   }
 

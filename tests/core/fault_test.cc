@@ -165,3 +165,23 @@ TEST_CASE("readers never see a group before it is synced") {
   CHECK(log->head().position == Position(1));
   CHECK(log->stream_version("s").value() == StreamVersion(1));
 }
+
+TEST_CASE("a version conflict with an append still being synced is answered after that sync") {
+  TempDir dir;
+  auto fs = std::make_shared<FaultInjectionFs>();
+  LogOptions options;
+  options.env = make_env(fs);
+  auto log = open_or_die(dir.path(), options);
+  fs->set_wal_sync_delay_ms(150);
+  std::thread winner([&] {
+    REQUIRE(log->append("s", ExpectedVersion::no_stream(), std::vector<EventData>{event("A")}));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // written, not yet synced
+  auto loser = log->append("s", ExpectedVersion::no_stream(), std::vector<EventData>{event("B")});
+  REQUIRE_FALSE(loser.has_value());
+  CHECK(loser.error().code == errc::wrong_expected_version);
+  CHECK(loser.error().actual_version == 1);
+  // A caller that re-reads at once sees the version it was told about.
+  CHECK(log->stream_version("s").value() == StreamVersion(1));
+  winner.join();
+}

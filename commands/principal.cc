@@ -1,0 +1,34 @@
+#include <algorithm>
+
+#include "commands/bus.h"
+
+namespace engram::commands {
+
+const char* role_name(Role r) noexcept {
+  switch (r) {
+    case Role::admin:
+      return "admin";
+    case Role::writer:
+      return "writer";
+    case Role::reviewer:
+      return "reviewer";
+    case Role::reader:
+      return "reader";
+    case Role::replicator:
+      return "replicator";
+  }
+  return "unknown";
+}
+
+std::optional<Role> parse_role(std::string_view name) noexcept {
+  for (Role r : {Role::admin, Role::writer, Role::reviewer, Role::reader, Role::replicator}) {
+    if (name == role_name(r)) return r;
+  }
+  return std::nullopt;
+}
+
+bool Principal::has(Role r) const {
+  return std::find(roles.begin(), roles.end(), r) != roles.end();
+}
+
+}  // namespace engram::commands

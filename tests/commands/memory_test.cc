@@ -1,0 +1,181 @@
+#include "commands/memory.h"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+
+#include "tests/commands/harness.h"
+
+namespace engram::test {
+namespace {
+
+using commands::Failure;
+using commands::memory::State;
+using nlohmann::json;
+
+const std::string kSecret = "my bank PIN is 4711 and I love Zanzibar";
+
+json store(const std::string& id, double importance = 0.5) {
+  return {{"owner", "alice"},         {"memory_id", id},      {"content", kSecret + " #" + id},
+          {"importance", importance}, {"tags", {"personal"}}, {"embedding", {0.5, 0.25, -1.0}},
+          {"embedder", "mini-lm/2"}};
+}
+
+bool contains(const std::string& haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+TEST_CASE("memory: store, reinforce, forget") {
+  Harness h;
+  CHECK(h.ok("StoreMemory", store("m1", 0.7)) == "MemoryStored");
+  const State& s = h.state<State>("memory-alice");
+  REQUIRE(s.memories.contains("m1"));
+  CHECK(s.memories.at("m1").importance == doctest::Approx(0.7));
+  CHECK(h.fails("StoreMemory", store("m1")).code == "memory_exists");
+
+  CHECK(h.ok("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m1"}}) == "MemoryReinforced");
+  CHECK(s.memories.at("m1").importance == doctest::Approx(0.8));  // default amount 0.1
+  h.ok("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m1"}, {"amount", 0.5}});
+  CHECK(s.memories.at("m1").importance == 1.0);  // capped
+  CHECK(
+      h.fails("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m1"}, {"amount", 2}}).field ==
+      "/amount");
+
+  CHECK(h.fails("ForgetMemory", {{"owner", "alice"}, {"memory_id", "m9"}}).code ==
+        "memory_not_found");
+  CHECK(h.ok("ForgetMemory", {{"owner", "alice"}, {"memory_id", "m1"}}) == "MemoryForgotten");
+  auto e = h.fails("ForgetMemory", {{"owner", "alice"}, {"memory_id", "m1"}});
+  CHECK(e.kind == Failure::rule);
+  CHECK(e.code == "memory_forgotten");
+  CHECK(h.fails("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m1"}}).code ==
+        "memory_forgotten");
+  e = h.fails("ReinforceMemory", {{"owner", "bob"}, {"memory_id", "m1"}});
+  CHECK(e.kind == Failure::not_found);
+}
+
+TEST_CASE("memory: forgetting the subject forgets every memory") {
+  Harness h;
+  h.ok("StoreMemory", store("m1"));
+  h.ok("StoreMemory", store("m2"));
+  CHECK(h.ok("ForgetSubject", {{"owner", "alice"}, {"reason", "GDPR request"}}) ==
+        "SubjectForgotten");
+  const State& s = h.state<State>("memory-alice");
+  CHECK(s.memories.at("m1").forgotten);
+  CHECK(s.memories.at("m2").forgotten);
+  CHECK(h.fails("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m2"}}).code ==
+        "memory_forgotten");
+  h.ok("StoreMemory", store("m3"));  // new memories are welcome
+  CHECK(!s.memories.at("m3").forgotten);
+}
+
+TEST_CASE("memory: validation and agent scope") {
+  Harness h;
+  json bad = store("m1");
+  bad["importance"] = -0.1;
+  CHECK(h.fails("StoreMemory", bad).field == "/importance");
+  bad = store("m1");
+  bad.erase("content");
+  CHECK(h.fails("StoreMemory", bad).field == "/content");
+  h.limits.max_text_bytes = 8;
+  CHECK(h.fails("StoreMemory", store("m1")).field == "/content");
+  h.limits = {};
+
+  h.who = agent_principal("bob");
+  auto e = h.fails("StoreMemory", store("m1"));
+  CHECK(e.kind == Failure::forbidden);
+  CHECK(e.code == "not_own_memory");
+  CHECK(h.fails("ForgetSubject", {{"owner", "alice"}}).code == "not_own_memory");
+  h.who = agent_principal("alice");
+  h.ok("StoreMemory", store("m1"));
+  h.ok("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m1"}});
+}
+
+TEST_CASE("memory: content is sealed at rest and shredded with the key") {
+  BusFixture f;
+  auto o = f.ok("StoreMemory", store("m1"));
+  CHECK(o.stream == "memory-alice");
+  CHECK(o.events[0].data["content"] == kSecret + " #m1");  // the writer sees its content
+  f.ok("StoreMemory", store("m2"));
+  f.ok("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m1"}, {"amount", 0.2}});
+
+  // Neither the content nor the embedding's bytes are anywhere in the log.
+  const float embedding[] = {0.5f, 0.25f, -1.0f};
+  const std::string embedding_bytes(reinterpret_cast<const char*>(embedding), sizeof(embedding));
+  for (const auto& e : f.all_events()) {
+    CHECK(!contains(e.bytes(), "Zanzibar"));
+    CHECK(!contains(e.bytes(), embedding_bytes));
+  }
+
+  auto events = f.all_events();
+  json j = f.bus.render_event(events[0]);
+  CHECK(j["data"]["content"] == kSecret + " #m1");
+  CHECK(j["data"]["embedding"] == json({0.5, 0.25, -1.0}));
+  CHECK(j["data"]["content_forgotten"] == false);
+  CHECK(j["data"]["key_generation"] == 1);
+  CHECK(j["data"]["tags"] == json({"personal"}));
+
+  o = f.ok("ForgetSubject", {{"owner", "alice"}, {"reason", "asked"}});
+  CHECK(o.events[0].data["key_generation"] == 1);
+  auto key = f.log->keys().get("alice");
+  REQUIRE(key.has_value());
+  CHECK(!key->has_value());
+
+  events = f.all_events();
+  for (size_t i : {0, 1}) {
+    j = f.bus.render_event(events[i]);
+    CHECK(j["data"]["content"].is_null());
+    CHECK(j["data"]["embedding"].is_null());
+    CHECK(j["data"]["content_forgotten"] == true);
+  }
+  const auto verify = f.log->verify(core::Position(1), core::Position(UINT64_MAX));
+  REQUIRE(verify.has_value());
+  CHECK(verify->ok());
+  CHECK(verify->events_checked == events.size());
+
+  // Forgotten memories stay forgotten; new ones get a fresh key.
+  CHECK(f.fails("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m1"}}).code ==
+        "memory_forgotten");
+  o = f.ok("StoreMemory", store("m3"));
+  CHECK(o.events[0].data["key_generation"] == 2);
+  CHECK(o.events[0].data["content"] == kSecret + " #m3");
+  CHECK(f.bus.render_event(f.all_events().back())["data"]["content"] == kSecret + " #m3");
+  CHECK(f.bus.render_event(events[0])["data"]["content_forgotten"] == true);
+
+  // Forgetting again destroys nothing more.
+  o = f.ok("ForgetSubject", {{"owner", "alice"}});
+  CHECK(o.events[0].data["key_generation"] == 2);
+  o = f.ok("ForgetSubject", {{"owner", "alice"}});
+  CHECK(o.events[0].data["key_generation"] == 0);
+}
+
+TEST_CASE("memory: a keyed StoreMemory replays with its content") {
+  BusFixture f;
+  const auto first = f.ok("StoreMemory", store("m1"), writer(), "mem-1");
+  const auto again = f.ok("StoreMemory", store("m1"), writer(), "mem-1");
+  CHECK(again.replayed);
+  CHECK(again.events[0].data == first.events[0].data);
+  CHECK(f.head() == 1);
+  // Without a memory_id the key also fixes the id.
+  json body = store("x");
+  body.erase("memory_id");
+  const auto a = f.ok("StoreMemory", body, writer(), "mem-2");
+  const auto b = f.ok("StoreMemory", body, writer(), "mem-2");
+  CHECK(b.replayed);
+  CHECK(a.events[0].data["memory_id"] == b.events[0].data["memory_id"]);
+  CHECK(a.events[0].data["memory_id"] == a.command_id.to_string());
+}
+
+TEST_CASE("memory: agents keep to their own memories through the bus") {
+  BusFixture f;
+  const uint64_t head = f.head();
+  const auto e = f.fails("StoreMemory", store("m1"), agent_principal("bob"));
+  CHECK(e.code == "not_own_memory");
+  CHECK(f.head() == head);
+  auto key = f.log->keys().get("alice");
+  REQUIRE(key.has_value());
+  CHECK(!key->has_value());  // refused before any key was made
+  f.ok("StoreMemory", store("m1"), agent_principal("alice"));
+}
+
+}  // namespace
+}  // namespace engram::test
