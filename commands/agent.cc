@@ -38,8 +38,8 @@ result<Command> parse(std::string_view type, const nlohmann::json& body, const P
     r.agent_id = in.id("agent_id");
     r.name = in.text("name");
     r.kind = in.optional_label("kind");
-    r.capabilities = in.id_list("capabilities");
-    r.domains = in.id_list("domains");
+    r.capabilities = in.optional_id_list("capabilities").value_or(std::vector<std::string>());
+    r.domains = in.optional_id_list("domains").value_or(std::vector<std::string>());
     r.config = in.optional_object("config").value_or(std::string());
     c.v = std::move(r);
   } else if (type == "AdaptAgent") {

@@ -90,6 +90,9 @@ TEST_CASE("agent: validation names the field") {
   e = h.fails("RegisterAgent", bad);
   CHECK(e.field == "/capabilities/1");
 
+  // The lists are optional and default to empty.
+  CHECK(h.ok("RegisterAgent", {{"agent_id", "a9"}, {"name", "Minimal"}}) == "AgentRegistered");
+
   bad = registration("a1");
   bad["config"] = "not an object";
   CHECK(h.fails("RegisterAgent", bad).field == "/config");
