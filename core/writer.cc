@@ -29,10 +29,10 @@ void cpu_relax() {
 
 // A thread handoff through a futex costs tens of microseconds on a VM, a
 // fifth of an fsync. So the writer polls briefly for the next request
-// before it sleeps, and an appender that is alone in flight polls for its
-// result (the writer is then on the other core, inside fsync); with more
-// appenders in flight they sleep, as spinning would steal the writer's CPU.
-constexpr uint64_t kWriterSpinNs = 50'000;
+// before it sleeps (LogOptions::writer_spin_ns), and an appender that is
+// alone in flight polls for its result (the writer is then on the other
+// core, inside fsync); with more appenders in flight they sleep, as
+// spinning would steal the writer's CPU.
 constexpr uint64_t kLoneAppenderSpinNs = 2'000'000;
 
 void atomic_max(std::atomic<uint64_t>& a, uint64_t v) {
@@ -229,8 +229,12 @@ void GroupCommitWriter::sync_stage() {
 }
 
 bool GroupCommitWriter::take_group(std::vector<AppendRequest*>& out) {
-  const uint64_t spin_until = now_steady_ns() + kWriterSpinNs;
-  while (queued_.load(std::memory_order_acquire) == 0 && now_steady_ns() < spin_until) cpu_relax();
+  if (d_.options->writer_spin_ns > 0) {
+    const uint64_t spin_until = now_steady_ns() + d_.options->writer_spin_ns;
+    while (queued_.load(std::memory_order_acquire) == 0 && now_steady_ns() < spin_until) {
+      cpu_relax();
+    }
+  }
 
   std::unique_lock lock(mu_);
   if (queue_.empty() && !stopping_) {

@@ -33,8 +33,7 @@ int exit_code_for(const core::Error& e) {
 }
 
 std::unique_ptr<core::Log> open_log(const std::filesystem::path& dir, bool read_only,
-                                    int& exit_code) {
-  core::LogOptions options;
+                                    int& exit_code, core::LogOptions options) {
   options.read_only = read_only;
   options.create_if_missing = !read_only;
   auto log = core::Log::open(dir, options);

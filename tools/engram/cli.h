@@ -31,7 +31,7 @@ int exit_code_for(const core::Error& e);
 
 // Opens the log, printing a clear error on failure.
 std::unique_ptr<core::Log> open_log(const std::filesystem::path& dir, bool read_only,
-                                    int& exit_code);
+                                    int& exit_code, core::LogOptions options = {});
 
 // RFC 3339 UTC with nanoseconds.
 std::string format_time_ns(int64_t unix_ns);

@@ -90,7 +90,11 @@ int run_serve(const ServeFlags& flags) {
   }
 
   int code = kOk;
-  auto log = open_log(config.data_dir, false, code);
+  core::LogOptions log_options;
+  // Many concurrent appenders: polling for the next append would take CPU
+  // from the I/O threads that produce them.
+  log_options.writer_spin_ns = 0;
+  auto log = open_log(config.data_dir, false, code, log_options);
   if (!log) return code;
 
   commands::BusOptions bus_options;
