@@ -238,11 +238,22 @@ struct Api::Impl {
     std::string request_id;
     int64_t started_ns = 0;
     commands::Principal principal;
-    std::function<void(Response)> respond;
+    Respond respond;
   };
   using CallPtr = std::shared_ptr<Call>;
 
   void finish(const CallPtr& c, Response r) {
+    c->respond([this, c, r = std::move(r)]() mutable { return finalize(c, std::move(r)); });
+  }
+
+  // Like finish(), but the response is built by `make` on the I/O thread
+  // (the caller is a log thread).
+  void finish_later(const CallPtr& c, std::function<Response()> make) {
+    c->respond([this, c, make = std::move(make)] { return finalize(c, make()); });
+  }
+
+  // Request id, metrics and the access log; runs on the connection's strand.
+  Response finalize(const CallPtr& c, Response r) {
     r.headers.emplace_back("X-Request-Id", c->request_id);
     const double seconds = static_cast<double>(steady_ns() - c->started_ns) / 1e9;
     const std::string status = std::to_string(r.status);
@@ -265,7 +276,7 @@ struct Api::Impl {
                             {"remote", c->req.remote_ip},
                             {"subject", c->principal.subject}});
     }
-    c->respond(std::move(r));
+    return r;
   }
 
   void fail(const CallPtr& c, Problem p) {
@@ -404,17 +415,20 @@ struct Api::Impl {
         fail(c, std::move(p));
         return;
       }
-      json body = r->to_json();
-      body.erase("replayed");
-      for (auto& ev : body["events"]) {
-        json full = {{"stream", r->stream}, {"data", std::move(ev["data"])}};
-        redact_memory(full, c->principal);
-        ev["data"] = std::move(full["data"]);
-      }
-      Response resp = json_response(201, body);
-      if (r->replayed) resp.headers.emplace_back("Idempotent-Replayed", "true");
-      if (!corr_header.empty()) resp.headers.emplace_back("X-Correlation-Id", corr_header);
-      finish(c, std::move(resp));
+      auto outcome = std::make_shared<commands::CommandOutcome>(std::move(r).value());
+      finish_later(c, [c, outcome, corr_header] {
+        json body = outcome->to_json();
+        body.erase("replayed");
+        for (auto& ev : body["events"]) {
+          json full = {{"stream", outcome->stream}, {"data", std::move(ev["data"])}};
+          redact_memory(full, c->principal);
+          ev["data"] = std::move(full["data"]);
+        }
+        Response resp = json_response(201, body);
+        if (outcome->replayed) resp.headers.emplace_back("Idempotent-Replayed", "true");
+        if (!corr_header.empty()) resp.headers.emplace_back("X-Correlation-Id", corr_header);
+        return resp;
+      });
     });
   }
 
@@ -563,13 +577,15 @@ struct Api::Impl {
             fail(c, problem_from_log(r.error()));
             return;
           }
-          Response resp = json_response(201, {{"stream", stream},
-                                              {"version", r->version.value()},
-                                              {"first_position", r->first.value()},
-                                              {"last_position", r->last.value()},
-                                              {"deduplicated", r->deduplicated}});
-          if (!corr_header.empty()) resp.headers.emplace_back("X-Correlation-Id", corr_header);
-          finish(c, std::move(resp));
+          finish_later(c, [stream, corr_header, a = *r] {
+            Response resp = json_response(201, {{"stream", stream},
+                                                {"version", a.version.value()},
+                                                {"first_position", a.first.value()},
+                                                {"last_position", a.last.value()},
+                                                {"deduplicated", a.deduplicated}});
+            if (!corr_header.empty()) resp.headers.emplace_back("X-Correlation-Id", corr_header);
+            return resp;
+          });
         });
     if (!queued) fail(c, problem_from_log(queued.error()));
   }
@@ -790,7 +806,7 @@ void Api::connections_changed(int delta) {
   impl_->connections.fetch_add(delta);
 }
 
-void Api::handle(Request request, std::function<void(Response)> respond) {
+void Api::handle(Request request, Respond respond) {
   auto c = std::make_shared<Impl::Call>();
   c->started_ns = steady_ns();
   c->request_id = core::Uuid::v7_now().to_string();
@@ -812,7 +828,7 @@ Response Api::protocol_error(int status, std::string_view detail, std::string_vi
                      : status == 503 ? "too_many_connections"
                                      : "malformed_http";
   Response out;
-  c->respond = [&out](Response r) { out = std::move(r); };
+  c->respond = [&out](std::function<Response()> make) { out = make(); };
   Problem p{status, code, std::string(detail), {}, {}, {}};
   if (status == 503) p.retry_after_s = 1;
   impl_->fail(c, std::move(p));

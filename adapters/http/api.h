@@ -52,7 +52,7 @@ class Api final : public Handler {
       ApiOptions options);
   ~Api() override;
 
-  void handle(Request request, std::function<void(Response)> respond) override;
+  void handle(Request request, Respond respond) override;
   Response protocol_error(int status, std::string_view detail,
                           std::string_view remote_ip) override;
 

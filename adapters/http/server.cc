@@ -81,10 +81,9 @@ struct Server::Impl {
           // Keeps the I/O threads running while the handler works.
           auto work = std::make_shared<asio::executor_work_guard<decltype(ex)>>(ex);
           in_handler.fetch_add(1);
-          handler->handle(std::move(r), [this, holder, work](Response resp) {
-            asio::post(work->get_executor(), [holder, resp = std::move(resp)]() mutable {
-              (*holder)(std::move(resp));
-            });
+          handler->handle(std::move(r), [this, holder, work](std::function<Response()> make) {
+            asio::post(work->get_executor(),
+                       [holder, make = std::move(make)]() mutable { (*holder)(make()); });
             in_handler.fetch_sub(1);
           });
         },

@@ -66,11 +66,16 @@ struct ServerObserver {
   std::function<void(int delta)> connections;
 };
 
+// How a handler answers: exactly once, from any thread, with a function that
+// makes the response. The server runs that function on the connection's
+// strand, so a handler answering from a thread that must stay quick (the
+// log's) leaves building the response to an I/O thread.
+using Respond = std::function<void(std::function<Response()>)>;
+
 class Handler {
  public:
   virtual ~Handler() = default;
-  // Answers a request by calling `respond` exactly once, on any thread.
-  virtual void handle(Request request, std::function<void(Response)> respond) = 0;
+  virtual void handle(Request request, Respond respond) = 0;
   // The answer to a request the server rejected before routing it (413,
   // 431, 400, 503 for too many connections).
   virtual Response protocol_error(int status, std::string_view detail,
