@@ -19,7 +19,7 @@ namespace {
 // Rebuilding a state reads its stream in pages of this many events.
 constexpr size_t kRebuildPageEvents = 1000;
 // The longest Idempotency-Key accepted, in bytes.
-constexpr size_t kMaxIdempotencyKeyBytes = 256;
+constexpr size_t kMaxIdempotencyKeyBytes = 128;
 
 using Done = CommandBus::Done;
 
@@ -174,7 +174,7 @@ result<std::shared_ptr<Job>> Engine::prepare(CommandRequest& request) {
   }
   nlohmann::json body = nlohmann::json::parse(request.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
-    return malformed("", "invalid_json", "the body must be a JSON object");
+    return malformed("", "malformed_json", "the body must be a JSON object");
   }
   auto job = std::make_shared<Job>();
   if (key) job->digest = request_digest(request.type, body);
@@ -189,7 +189,7 @@ result<std::shared_ptr<Job>> Engine::prepare(CommandRequest& request) {
     if (!command) return command.error();
     job->command = std::move(*command);
   } catch (const nlohmann::json::exception& e) {
-    return malformed("", "invalid_json", e.what());
+    return malformed("", "malformed_json", e.what());
   }
   if (auto r = authorize(job->command, request.principal); !r) return r.error();
   job->stream = stream_of(job->command);

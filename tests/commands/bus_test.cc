@@ -360,9 +360,9 @@ TEST_CASE("bus: bad input changes nothing") {
     std::string code;
   };
   const std::vector<Case> cases = {
-      {"RegisterAgent", "{not json", Failure::malformed, "invalid_json"},
-      {"RegisterAgent", "[1, 2]", Failure::malformed, "invalid_json"},
-      {"RegisterAgent", "", Failure::malformed, "invalid_json"},
+      {"RegisterAgent", "{not json", Failure::malformed, "malformed_json"},
+      {"RegisterAgent", "[1, 2]", Failure::malformed, "malformed_json"},
+      {"RegisterAgent", "", Failure::malformed, "malformed_json"},
       {"LaunchRocket", "{}", Failure::unknown_command, "unknown_command"},
       {"RegisterAgent", agent_body("a1").dump(), Failure::rule, "agent_already_registered"},
       {"RegisterAgent", R"({"agent_id": "a2"})", Failure::malformed, "missing_field"},
