@@ -217,8 +217,7 @@ void Engine::attempt(const std::shared_ptr<Job>& job, bool catch_up) {
   if ((*snapshot)->version < job->min_version) {
     return finish(*job, internal("storage_error",
                                  fmt::format("{} reads version {} after the log reported {}",
-                                             job->stream, (*snapshot)->version,
-                                             job->min_version)));
+                                             job->stream, (*snapshot)->version, job->min_version)));
   }
   auto planned = plan(*job, **snapshot, catch_up);
   if (!planned) return decision_failed(job, planned.error());

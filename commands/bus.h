@@ -47,7 +47,7 @@ std::optional<Role> parse_role(std::string_view name) noexcept;
 
 // Who is asking, as established by the adapter (a verified token).
 struct Principal {
-  std::string subject;                  // recorded as the events' actor
+  std::string subject;  // recorded as the events' actor
   std::vector<Role> roles;
   std::optional<std::string> agent_id;  // set: agent-scoped; may act only as this agent
   bool has(Role r) const;

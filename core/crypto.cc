@@ -47,9 +47,10 @@ std::string aead_seal(const AeadKey& key, std::string_view nonce_seed, std::stri
   ENGRAM_ASSERT(ctx != nullptr);
   int n = 0;
   ENGRAM_ASSERT(EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), o) == 1);
-  if (!aad.empty()) ENGRAM_ASSERT(EVP_EncryptUpdate(ctx.get(), nullptr, &n, u8(aad), len(aad)) == 1);
-  ENGRAM_ASSERT(EVP_EncryptUpdate(ctx.get(), o + kAeadNonceBytes, &n, u8(plaintext),
-                                  len(plaintext)) == 1);
+  if (!aad.empty())
+    ENGRAM_ASSERT(EVP_EncryptUpdate(ctx.get(), nullptr, &n, u8(aad), len(aad)) == 1);
+  ENGRAM_ASSERT(
+      EVP_EncryptUpdate(ctx.get(), o + kAeadNonceBytes, &n, u8(plaintext), len(plaintext)) == 1);
   int tail = 0;
   ENGRAM_ASSERT(EVP_EncryptFinal_ex(ctx.get(), o + kAeadNonceBytes + n, &tail) == 1);
   ENGRAM_ASSERT(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kAeadTagBytes,
@@ -70,9 +71,10 @@ result<std::string> aead_open(const AeadKey& key, std::string_view sealed, std::
   ENGRAM_ASSERT(ctx != nullptr);
   int n = 0;
   ENGRAM_ASSERT(EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), in) == 1);
-  if (!aad.empty()) ENGRAM_ASSERT(EVP_DecryptUpdate(ctx.get(), nullptr, &n, u8(aad), len(aad)) == 1);
-  ENGRAM_ASSERT(EVP_DecryptUpdate(ctx.get(), o, &n, in + kAeadNonceBytes,
-                                  static_cast<int>(n_plain)) == 1);
+  if (!aad.empty())
+    ENGRAM_ASSERT(EVP_DecryptUpdate(ctx.get(), nullptr, &n, u8(aad), len(aad)) == 1);
+  ENGRAM_ASSERT(
+      EVP_DecryptUpdate(ctx.get(), o, &n, in + kAeadNonceBytes, static_cast<int>(n_plain)) == 1);
   std::string tag(sealed.substr(kAeadNonceBytes + n_plain));
   ENGRAM_ASSERT(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kAeadTagBytes, tag.data()) ==
                 1);

@@ -189,12 +189,9 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
   // other modules (read models); unknown ones get default options.
   std::vector<std::string> existing;
   (void)rocksdb::DB::ListColumnFamilies(dbo, dir.string(), &existing);
-  const std::vector<std::pair<const char*, bool>> core_families = {{keys::kEventsCf, true},
-                                                                   {keys::kStreamIndexCf, false},
-                                                                   {keys::kStreamHeadsCf, true},
-                                                                   {keys::kDedupeCf, true},
-                                                                   {keys::kMetaCf, true},
-                                                                   {keys::kKeysCf, true}};
+  const std::vector<std::pair<const char*, bool>> core_families = {
+      {keys::kEventsCf, true}, {keys::kStreamIndexCf, false}, {keys::kStreamHeadsCf, true},
+      {keys::kDedupeCf, true}, {keys::kMetaCf, true},         {keys::kKeysCf, true}};
 
   impl->head = std::make_unique<HeadState>(Head{});
   impl->dedupe_filter = std::make_unique<DedupeWindowFilter>(impl->head->position_atomic(),
@@ -237,8 +234,8 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
   impl->stream_heads = impl->handles[3];
   impl->dedupe = impl->handles[4];
   impl->meta = impl->handles[5];
-  impl->key_store = std::make_unique<RocksKeyStore>(impl->db.get(), impl->handles[6],
-                                                    impl->handles, options.read_only);
+  impl->key_store = std::make_unique<RocksKeyStore>(impl->db.get(), impl->handles[6], impl->handles,
+                                                    options.read_only);
 
   // Format marker and head.
   rocksdb::ReadOptions ro;

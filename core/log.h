@@ -156,11 +156,11 @@ struct LogStats {
   uint64_t append_requests = 0;
   uint64_t events_appended = 0;
   uint64_t deduplicated_requests = 0;
-  uint64_t groups_committed = 0;    // WriteBatches written
-  uint64_t syncs = 0;               // WAL syncs (one may cover several groups)
-  uint64_t sync_nanos_total = 0;    // time spent in them
-  uint64_t queue_depth = 0;         // now
-  uint64_t max_group_requests = 0;  // largest group so far
+  uint64_t groups_committed = 0;              // WriteBatches written
+  uint64_t syncs = 0;                         // WAL syncs (one may cover several groups)
+  uint64_t sync_nanos_total = 0;              // time spent in them
+  uint64_t queue_depth = 0;                   // now
+  uint64_t max_group_requests = 0;            // largest group so far
   metrics::HistogramSnapshot group_requests;  // requests per group
   metrics::HistogramSnapshot sync_seconds;    // WAL sync latency
 };

@@ -20,7 +20,8 @@ enum class Level { debug, info, warn, error, off };
 // goes nowhere.
 void init(Level min_level);
 bool enabled(Level level);
-void write(Level level, std::string_view msg, const nlohmann::json& fields = nlohmann::json::object());
+void write(Level level, std::string_view msg,
+           const nlohmann::json& fields = nlohmann::json::object());
 // Writes out queued lines (at shutdown).
 void flush();
 

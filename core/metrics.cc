@@ -53,9 +53,9 @@ void render_histogram(std::string& out, const std::string& name, const std::stri
   uint64_t cumulative = 0;
   for (size_t i = 0; i < h.upper_bounds.size(); ++i) {
     cumulative += h.counts[i];
-    out += fmt::format("{}_bucket{} {}\n", name,
-                       join_labels(labels, fmt::format("le=\"{}\"", format_value(h.upper_bounds[i]))),
-                       cumulative);
+    out += fmt::format(
+        "{}_bucket{} {}\n", name,
+        join_labels(labels, fmt::format("le=\"{}\"", format_value(h.upper_bounds[i]))), cumulative);
   }
   out += fmt::format("{}_bucket{} {}\n", name, join_labels(labels, "le=\"+Inf\""), h.count);
   out += fmt::format("{}_sum{} {}\n", name, join_labels(labels, ""), format_value(h.sum));
@@ -90,8 +90,8 @@ HistogramSnapshot Histogram::snapshot() const {
 }
 
 std::vector<double> latency_buckets_seconds() {
-  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-          0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 5, 10};
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 }
 
 std::vector<double> size_buckets() {
@@ -103,8 +103,8 @@ std::vector<double> size_buckets() {
 Registry::Family& Registry::family(std::string_view name, Type type, std::string_view help) {
   auto it = families_.find(name);
   if (it == families_.end()) {
-    it = families_.emplace(std::string(name), Family{type, std::string(help), {}, {}, {}, {}})
-             .first;
+    it =
+        families_.emplace(std::string(name), Family{type, std::string(help), {}, {}, {}, {}}).first;
   }
   ENGRAM_ASSERT(it->second.type == type);
   return it->second;

@@ -456,8 +456,8 @@ void GroupCommitWriter::decide_append(AppendRequest& req, Group& g) {
     // The version that refuses this append may not be durable yet (written
     // by this group or an earlier one still syncing). Answer after the sync,
     // so a caller that re-reads the stream sees at least actual_version.
-    const bool unsynced = g.stream_versions.count(req.stream) > 0 ||
-                          written_.position.value() > g.durable.value();
+    const bool unsynced =
+        g.stream_versions.count(req.stream) > 0 || written_.position.value() > g.durable.value();
     (unsynced ? g.pending : g.final_now).push_back(&req);
     return;
   }

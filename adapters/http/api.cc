@@ -18,8 +18,8 @@
 namespace engram::http {
 namespace {
 
-using nlohmann::json;
 using commands::Role;
+using nlohmann::json;
 
 // The method label of requests the server refused before parsing a method.
 const std::string kNoMethod = "-";
@@ -80,7 +80,8 @@ Target split_target(std::string_view target) {
     if (pair.empty()) continue;
     const size_t eq = pair.find('=');
     auto k = percent_decode(pair.substr(0, eq));
-    auto v = percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    auto v =
+        percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
     if (!k || !v) {
       t.ok = false;
       return t;
@@ -307,8 +308,12 @@ struct Api::Impl {
     if (!v) return dflt;
     auto n = parse_u64(*v);
     if (!n || *n < min || *n > max) {
-      fail(c, {400, "bad_query", fmt::format("'{}' must be an integer in {}..{}", name, min, max),
-               std::string(name), {}, {}});
+      fail(c, {400,
+               "bad_query",
+               fmt::format("'{}' must be an integer in {}..{}", name, min, max),
+               std::string(name),
+               {},
+               {}});
       return std::nullopt;
     }
     return n;
@@ -369,10 +374,13 @@ struct Api::Impl {
       return static_cast<unsigned char>(ch) >= 0x21 && static_cast<unsigned char>(ch) <= 0x7e;
     });
     if (h.size() > options.max_idempotency_key_bytes || !printable) {
-      fail(c, {400, "bad_header",
+      fail(c, {400,
+               "bad_header",
                fmt::format("Idempotency-Key must be 1..{} printable ASCII characters",
                            options.max_idempotency_key_bytes),
-               "Idempotency-Key", {}, {}});
+               "Idempotency-Key",
+               {},
+               {}});
       return std::nullopt;
     }
     return std::optional<std::string>(std::string(h));
@@ -385,8 +393,11 @@ struct Api::Impl {
       return false;
     }
     if (json_depth(c->req.body) > options.max_json_depth) {
-      fail(c, {400, "malformed_json",
-               fmt::format("JSON nests deeper than {} levels", options.max_json_depth), {}, {},
+      fail(c, {400,
+               "malformed_json",
+               fmt::format("JSON nests deeper than {} levels", options.max_json_depth),
+               {},
+               {},
                {}});
       return false;
     }
@@ -406,30 +417,32 @@ struct Api::Impl {
     req.idempotency_key = std::move(*key);
     req.correlation_id = *corr;
     const std::string corr_header(c->req.header("x-correlation-id"));
-    bus.execute(std::move(req), [this, c, corr_header](commands::result<commands::CommandOutcome> r) {
-      if (!r) {
-        const auto& e = r.error();
-        Problem p{status_of(e.kind), e.code, e.detail, e.field, e.actual_version, {}};
-        if (e.kind == commands::Failure::overloaded) p.retry_after_s = 1;
-        if (e.kind == commands::Failure::unavailable) p.retry_after_s = 5;
-        fail(c, std::move(p));
-        return;
-      }
-      auto outcome = std::make_shared<commands::CommandOutcome>(std::move(r).value());
-      finish_later(c, [c, outcome, corr_header] {
-        json body = outcome->to_json();
-        body.erase("replayed");
-        for (auto& ev : body["events"]) {
-          json full = {{"stream", outcome->stream}, {"data", std::move(ev["data"])}};
-          redact_memory(full, c->principal);
-          ev["data"] = std::move(full["data"]);
-        }
-        Response resp = json_response(201, body);
-        if (outcome->replayed) resp.headers.emplace_back("Idempotent-Replayed", "true");
-        if (!corr_header.empty()) resp.headers.emplace_back("X-Correlation-Id", corr_header);
-        return resp;
-      });
-    });
+    bus.execute(std::move(req),
+                [this, c, corr_header](commands::result<commands::CommandOutcome> r) {
+                  if (!r) {
+                    const auto& e = r.error();
+                    Problem p{status_of(e.kind), e.code, e.detail, e.field, e.actual_version, {}};
+                    if (e.kind == commands::Failure::overloaded) p.retry_after_s = 1;
+                    if (e.kind == commands::Failure::unavailable) p.retry_after_s = 5;
+                    fail(c, std::move(p));
+                    return;
+                  }
+                  auto outcome = std::make_shared<commands::CommandOutcome>(std::move(r).value());
+                  finish_later(c, [c, outcome, corr_header] {
+                    json body = outcome->to_json();
+                    body.erase("replayed");
+                    for (auto& ev : body["events"]) {
+                      json full = {{"stream", outcome->stream}, {"data", std::move(ev["data"])}};
+                      redact_memory(full, c->principal);
+                      ev["data"] = std::move(full["data"]);
+                    }
+                    Response resp = json_response(201, body);
+                    if (outcome->replayed) resp.headers.emplace_back("Idempotent-Replayed", "true");
+                    if (!corr_header.empty())
+                      resp.headers.emplace_back("X-Correlation-Id", corr_header);
+                    return resp;
+                  });
+                });
   }
 
   std::optional<core::ExpectedVersion> parse_expected(const CallPtr& c, const json& v) {
@@ -442,17 +455,23 @@ struct Api::Impl {
       if (s == "no_stream") return core::ExpectedVersion::no_stream();
       if (s == "stream_exists") return core::ExpectedVersion::stream_exists();
     }
-    fail(c, {400, "invalid_field",
+    fail(c, {400,
+             "invalid_field",
              "expected_version must be an integer >= 0 or \"any\", \"no_stream\", "
              "\"stream_exists\"",
-             "/expected_version", {}, {}});
+             "/expected_version",
+             {},
+             {}});
     return std::nullopt;
   }
 
   void append_generic(const CallPtr& c, std::string stream) {
     if (commands::CommandBus::is_domain_stream(stream)) {
-      fail(c, {403, "domain_stream",
-               fmt::format("'{}' belongs to the domain; send a command instead", stream), {}, {},
+      fail(c, {403,
+               "domain_stream",
+               fmt::format("'{}' belongs to the domain; send a command instead", stream),
+               {},
+               {},
                {}});
       return;
     }
@@ -491,10 +510,13 @@ struct Api::Impl {
     }
     if (!events_it->is_array() || events_it->empty() ||
         events_it->size() > options.max_events_per_request) {
-      fail(c, {400, "invalid_field",
+      fail(c, {400,
+               "invalid_field",
                fmt::format("'events' must be an array of 1..{} events",
                            options.max_events_per_request),
-               "/events", {}, {}});
+               "/events",
+               {},
+               {}});
       return;
     }
     std::vector<core::EventData> events;
@@ -512,8 +534,8 @@ struct Api::Impl {
       for (const auto& [k, v] : e.items()) {
         if (k == "type") {
           if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
-            fail(c, {400, "invalid_field", "'type' must be a non-empty string", at + "/type", {},
-                     {}});
+            fail(c,
+                 {400, "invalid_field", "'type' must be a non-empty string", at + "/type", {}, {}});
             return;
           }
           d.type = v.get<std::string>();
@@ -535,8 +557,8 @@ struct Api::Impl {
           d.payload = std::move(*f);
         } else if (k == "metadata") {
           if (!v.is_object()) {
-            fail(c, {400, "invalid_field", "'metadata' must be an object", at + "/metadata", {},
-                     {}});
+            fail(c,
+                 {400, "invalid_field", "'metadata' must be an object", at + "/metadata", {}, {}});
             return;
           }
           auto f = core::json_to_flex(v, options.max_json_depth);
@@ -546,8 +568,8 @@ struct Api::Impl {
           }
           d.metadata = std::move(*f);
         } else {
-          fail(c, {400, "unknown_field", fmt::format("unknown field '{}'", k), at + "/" + k, {},
-                   {}});
+          fail(c,
+               {400, "unknown_field", fmt::format("unknown field '{}'", k), at + "/" + k, {}, {}});
           return;
         }
       }
@@ -558,8 +580,8 @@ struct Api::Impl {
       // A retry with the same Idempotency-Key derives the same ids, so the
       // log's dedupe recognises it.
       if (d.id.is_nil() && *key) {
-        d.id = core::Uuid::from_name(fmt::format("engram/generic-event/v1\n{}\n{}\n{}",
-                                                 c->principal.subject, **key, i));
+        d.id = core::Uuid::from_name(
+            fmt::format("engram/generic-event/v1\n{}\n{}\n{}", c->principal.subject, **key, i));
       }
       events.push_back(std::move(d));
     }
@@ -652,7 +674,8 @@ struct Api::Impl {
     if (!events->empty() && events->back().position().value() < head) {
       next = events->back().position().value() + 1;
     }
-    finish(c, json_response(200, {{"head", head}, {"events", std::move(list)}, {"next_position", next}}));
+    finish(c, json_response(
+                  200, {{"head", head}, {"events", std::move(list)}, {"next_position", next}}));
   }
 
   // --- dispatch ------------------------------------------------------------
@@ -671,8 +694,11 @@ struct Api::Impl {
     }
     auto p = options.authenticate(h.substr(kBearer.size()));
     if (!p) {
-      fail(c, {401, "unauthorized",
-               fmt::format("token rejected ({}): {}", p.error().code, p.error().detail), {}, {},
+      fail(c, {401,
+               "unauthorized",
+               fmt::format("token rejected ({}): {}", p.error().code, p.error().detail),
+               {},
+               {},
                {}});
       return false;
     }
@@ -685,7 +711,11 @@ struct Api::Impl {
     auto wait_s = limiter.take(key, steady_ns());
     if (!wait_s) return true;
     counter.add();
-    fail(c, {429, "rate_limited", "too many requests; retry later", {}, {},
+    fail(c, {429,
+             "rate_limited",
+             "too many requests; retry later",
+             {},
+             {},
              static_cast<uint64_t>(std::max(1.0, std::ceil(*wait_s)))});
     return false;
   }
@@ -795,8 +825,7 @@ Api::Api(core::Log& log, commands::CommandBus& bus, core::metrics::Registry& met
                [b] { return static_cast<double>(b->stats().commands_ok); });
   m.counter_fn("engram_commands_failed_total", "Commands refused or failed.",
                [b] { return static_cast<double>(b->stats().commands_failed); });
-  m.counter_fn("engram_commands_conflict_retries_total",
-               "Commands re-decided after losing a race.",
+  m.counter_fn("engram_commands_conflict_retries_total", "Commands re-decided after losing a race.",
                [b] { return static_cast<double>(b->stats().conflict_retries); });
 }
 

@@ -53,8 +53,7 @@ class Api final : public Handler {
   ~Api() override;
 
   void handle(Request request, Respond respond) override;
-  Response protocol_error(int status, std::string_view detail,
-                          std::string_view remote_ip) override;
+  Response protocol_error(int status, std::string_view detail, std::string_view remote_ip) override;
 
   // For ServerObserver::connections.
   void connections_changed(int delta);

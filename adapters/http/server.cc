@@ -142,8 +142,8 @@ struct Server::Impl {
           detail = fmt::format("the body exceeds max_body_bytes ({})", options.max_body_bytes);
         } else if (ec == bhttp::error::header_limit) {
           status = 431;
-          detail = fmt::format("the header exceeds max_header_bytes ({})",
-                               options.max_header_bytes);
+          detail =
+              fmt::format("the header exceeds max_header_bytes ({})", options.max_header_bytes);
         } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
                    ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
           status = 400;
@@ -209,11 +209,10 @@ struct Server::Impl {
       sock.set_option(tcp::no_delay(true), ec);
       auto s = std::make_shared<Session>(std::move(sock));
       if (connections.load() >= options.max_connections) {
-        asio::co_spawn(
-            s->stream.get_executor(),
-            write_and_close(s, handler->protocol_error(
-                                   503, "too many connections (max_connections)", "")),
-            asio::detached);
+        asio::co_spawn(s->stream.get_executor(),
+                       write_and_close(s, handler->protocol_error(
+                                              503, "too many connections (max_connections)", "")),
+                       asio::detached);
         continue;
       }
       {
@@ -234,8 +233,8 @@ Server::~Server() {
   stop();
 }
 
-core::result<std::unique_ptr<Server>> Server::start(const ServerOptions& options,
-                                                    Handler& handler, ServerObserver observer) {
+core::result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, Handler& handler,
+                                                    ServerObserver observer) {
   if (options.io_threads == 0 || options.io_threads > 256) {
     return core::make_error(core::errc::invalid_argument, "io_threads must be 1..256");
   }
@@ -292,7 +291,8 @@ void Server::stop() {
     }
   };
   close_where(true);
-  const auto deadline = std::chrono::steady_clock::now() + milliseconds(s.options.shutdown_grace_ms);
+  const auto deadline =
+      std::chrono::steady_clock::now() + milliseconds(s.options.shutdown_grace_ms);
   while (s.connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(5));
   }

@@ -45,8 +45,8 @@ struct ServerOptions {
 };
 
 struct Request {
-  std::string method;  // "GET"
-  std::string target;  // path and query, as sent
+  std::string method;                                        // "GET"
+  std::string target;                                        // path and query, as sent
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
   std::string body;
   std::string remote_ip;
@@ -87,8 +87,7 @@ class Server {
   // Binds and starts the I/O threads. errc::io_error when the address
   // cannot be bound (in use, not local), errc::invalid_argument for a bad
   // address.
-  static core::result<std::unique_ptr<Server>> start(const ServerOptions& options,
-                                                     Handler& handler,
+  static core::result<std::unique_ptr<Server>> start(const ServerOptions& options, Handler& handler,
                                                      ServerObserver observer = {});
   ~Server();  // stop()s
   Server(const Server&) = delete;

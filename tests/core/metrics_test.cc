@@ -1,8 +1,8 @@
+#include "core/metrics.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
-
-#include "core/metrics.h"
 
 using namespace engram::core::metrics;
 
@@ -21,7 +21,8 @@ TEST_CASE("metrics: counters, callbacks and histograms render in the text format
   CHECK(text.find("engram_x_total{route=\"/v1/a\",status=\"200\"} 4\n") != std::string::npos);
   CHECK(text.find("engram_x_total{route=\"quote\\\"d\",status=\"500\"} 1\n") != std::string::npos);
   CHECK(text.find("# TYPE engram_depth gauge\nengram_depth 7\n") != std::string::npos);
-  CHECK(text.find("engram_lat_seconds_bucket{route=\"/v1/a\",le=\"0.1\"} 1\n") != std::string::npos);
+  CHECK(text.find("engram_lat_seconds_bucket{route=\"/v1/a\",le=\"0.1\"} 1\n") !=
+        std::string::npos);
   CHECK(text.find("engram_lat_seconds_bucket{route=\"/v1/a\",le=\"1\"} 2\n") != std::string::npos);
   CHECK(text.find("engram_lat_seconds_bucket{route=\"/v1/a\",le=\"+Inf\"} 3\n") !=
         std::string::npos);

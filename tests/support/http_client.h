@@ -24,7 +24,7 @@
 namespace engram::test {
 
 struct HttpResponse {
-  int status = 0;  // 0: no response (connection closed or timed out)
+  int status = 0;                              // 0: no response (connection closed or timed out)
   std::map<std::string, std::string> headers;  // names lower-case
   std::string body;
   std::string header(const std::string& lower) const {
@@ -35,7 +35,8 @@ struct HttpResponse {
 
 class HttpClient {
  public:
-  explicit HttpClient(uint16_t port, int timeout_ms = 10'000) : port_(port), timeout_ms_(timeout_ms) {}
+  explicit HttpClient(uint16_t port, int timeout_ms = 10'000)
+      : port_(port), timeout_ms_(timeout_ms) {}
   ~HttpClient() { close(); }
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
@@ -87,7 +88,8 @@ class HttpClient {
       if (lk == "content-type") has_ct = true;
     }
     if (!body.empty() && !has_ct) req += "Content-Type: application/json\r\n";
-    if (!body.empty() || method == "POST") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    if (!body.empty() || method == "POST")
+      req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     req += "\r\n" + body;
     if (!send_raw(req)) {
       // A keep-alive connection the server closed: one fresh attempt.
@@ -123,7 +125,8 @@ class HttpClient {
       }
       pos = e + 2;
     }
-    const size_t len = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+    const size_t len =
+        r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
     while (buf_.size() < len) {
       if (!fill()) {
         r.status = 0;

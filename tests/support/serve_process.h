@@ -32,8 +32,8 @@ class ServeProcess {
       : binary_(std::move(binary)), data_dir_(std::move(data_dir)) {
     const std::string out_path = io_ / "stdout";
     err_path_ = io_ / "stderr";
-    std::vector<std::string> argv = {binary_, "serve", "--data", data_dir_, "--listen",
-                                     "127.0.0.1:0"};
+    std::vector<std::string> argv = {binary_,   "serve",    "--data",
+                                     data_dir_, "--listen", "127.0.0.1:0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);

@@ -39,7 +39,8 @@ core::logging::Level parse_level(const std::string& s) {
 }
 
 http::Authenticator make_authenticator(std::shared_ptr<const auth::Verifier> verifier) {
-  return [verifier](std::string_view token) -> core::result<commands::Principal, http::AuthFailure> {
+  return [verifier](
+             std::string_view token) -> core::result<commands::Principal, http::AuthFailure> {
     const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::system_clock::now().time_since_epoch())
                               .count();
@@ -124,7 +125,8 @@ int run_serve(const ServeFlags& flags) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  core::logging::write(L::info, "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  core::logging::write(L::info, "shutting down",
+                       {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   // Stop accepting, let requests in flight finish (their appends complete
   // and are answered), then close the log, which drains its queue.
   (*server)->stop();

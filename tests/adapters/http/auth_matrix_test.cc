@@ -31,25 +31,42 @@ TEST_CASE("auth matrix: roles, token defects and agent scope") {
 
   // Valid tokens per role.
   CHECK(status_of(c, "POST", "/v1/commands/RegisterAgent", writer,
-                  {{"agent_id", "a1"}, {"name", "A"}, {"capabilities", json::array()}, {"domains", json::array()}}) == 201);
+                  {{"agent_id", "a1"},
+                   {"name", "A"},
+                   {"capabilities", json::array()},
+                   {"domains", json::array()}}) == 201);
   CHECK(status_of(c, "POST", "/v1/commands/RegisterAgent", admin,
-                  {{"agent_id", "a2"}, {"name", "B"}, {"capabilities", json::array()}, {"domains", json::array()}}) == 201);
+                  {{"agent_id", "a2"},
+                   {"name", "B"},
+                   {"capabilities", json::array()},
+                   {"domains", json::array()}}) == 201);
   CHECK(status_of(c, "GET", "/v1/streams/agent-a1", reader) == 200);
   CHECK(status_of(c, "GET", "/v1/log", replicator) == 200);
   CHECK(status_of(c, "GET", "/metrics", reader) == 200);
   // Wrong role.
   CHECK(status_of(c, "POST", "/v1/commands/RegisterAgent", reader,
-                  {{"agent_id", "a3"}, {"name", "C"}, {"capabilities", json::array()}, {"domains", json::array()}}) == 403);
+                  {{"agent_id", "a3"},
+                   {"name", "C"},
+                   {"capabilities", json::array()},
+                   {"domains", json::array()}}) == 403);
   CHECK(status_of(c, "POST", "/v1/commands/RegisterAgent", replicator,
-                  {{"agent_id", "a3"}, {"name", "C"}, {"capabilities", json::array()}, {"domains", json::array()}}) == 403);
+                  {{"agent_id", "a3"},
+                   {"name", "C"},
+                   {"capabilities", json::array()},
+                   {"domains", json::array()}}) == 403);
   CHECK(status_of(c, "POST", "/v1/commands/RegisterAgent", reviewer,
-                  {{"agent_id", "a3"}, {"name", "C"}, {"capabilities", json::array()}, {"domains", json::array()}}) == 403);
+                  {{"agent_id", "a3"},
+                   {"name", "C"},
+                   {"capabilities", json::array()},
+                   {"domains", json::array()}}) == 403);
   CHECK(status_of(c, "GET", "/v1/log", writer) == 403);
-  CHECK(status_of(c, "POST", "/v1/streams/notes", reader,
-                  {{"events", {{{"type", "X"}}}}}) == 403);
+  CHECK(status_of(c, "POST", "/v1/streams/notes", reader, {{"events", {{{"type", "X"}}}}}) == 403);
 
   // Token defects: each 401, and nothing written.
-  const json body = {{"agent_id", "evil"}, {"name", "E"}, {"capabilities", json::array()}, {"domains", json::array()}};
+  const json body = {{"agent_id", "evil"},
+                     {"name", "E"},
+                     {"capabilities", json::array()},
+                     {"domains", json::array()}};
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"missing token", ""},
       {"expired", py({"--kid", "hs", "--sub", "x", "--roles", "admin", "--exp-in", "-120"})},
@@ -65,9 +82,9 @@ TEST_CASE("auth matrix: roles, token defects and agent scope") {
   };
   for (const auto& [what, token] : bad) {
     INFO(what);
-    auto r = c.request("POST", "/v1/commands/RegisterAgent", body.dump(),
-                       token.empty() ? std::vector<std::pair<std::string, std::string>>{}
-                                     : bearer(token));
+    auto r = c.request(
+        "POST", "/v1/commands/RegisterAgent", body.dump(),
+        token.empty() ? std::vector<std::pair<std::string, std::string>>{} : bearer(token));
     CHECK(r.status == 401);
     CHECK(r.header("www-authenticate").find("Bearer") == 0);
     CHECK(body_json(r)["type"] == "/problems/unauthorized");

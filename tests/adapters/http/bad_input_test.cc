@@ -62,19 +62,22 @@ TEST_CASE("bad input corpus: documented statuses, no crash, no event written") {
       {"generic: bad id", "/v1/streams/s1", R"({"events": [{"type": "X", "id": "nope"}]})", 400,
        "invalid_field"},
       {"generic: too many events", "/v1/streams/s1",
-       json{{"events", json::array()}}.dump().replace(11, 0, [] {
-         std::string s;
-         for (int i = 0; i < 101; ++i) s += std::string(i ? "," : "") + R"({"type": "X"})";
-         return s;
-       }()),
+       json{{"events", json::array()}}.dump().replace(11, 0,
+                                                      [] {
+                                                        std::string s;
+                                                        for (int i = 0; i < 101; ++i)
+                                                          s += std::string(i ? "," : "") +
+                                                               R"({"type": "X"})";
+                                                        return s;
+                                                      }()),
        400, "invalid_field"},
       {"body over the limit", "/v1/streams/s1", std::string(70000, ' '), 413, "body_too_large"},
   };
   HttpClient c(f.port());
   for (const auto& k : cases) {
     INFO(k.what);
-    auto r = c.request("POST", k.target, k.body,
-                       bearer(writer, {{"Content-Type", k.content_type}}));
+    auto r =
+        c.request("POST", k.target, k.body, bearer(writer, {{"Content-Type", k.content_type}}));
     CHECK(r.status == k.status);
     CHECK(r.header("content-type") == "application/problem+json");
     json p = body_json(r);
@@ -116,7 +119,8 @@ TEST_CASE("bad input corpus: documented statuses, no crash, no event written") {
   // A slow sender is cut off after read_timeout_ms.
   {
     HttpClient h(f.port());
-    REQUIRE(h.send_raw("POST /v1/streams/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"));
+    REQUIRE(
+        h.send_raw("POST /v1/streams/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"));
     CHECK(h.closed_by_peer(5000));
   }
   // The server is still well.

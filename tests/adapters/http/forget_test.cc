@@ -18,9 +18,9 @@ TEST_CASE("ForgetSubject over HTTP: content unreadable afterwards, audit verify 
   REQUIRE(before.status == 200);
   CHECK(body_json(before)["events"][0]["data"]["content"] == secret);
 
-  auto forget = c.request("POST", "/v1/commands/ForgetSubject",
-                          json{{"owner", "bob"}, {"reason", "erasure request"}}.dump(),
-                          bearer(admin));
+  auto forget =
+      c.request("POST", "/v1/commands/ForgetSubject",
+                json{{"owner", "bob"}, {"reason", "erasure request"}}.dump(), bearer(admin));
   REQUIRE_MESSAGE(forget.status == 201, forget.body);
   auto after = c.request("GET", "/v1/streams/memory-bob", "", bearer(admin));
   json first = body_json(after)["events"][0]["data"];

@@ -11,20 +11,23 @@ TEST_CASE("/metrics: Prometheus text that promtool accepts, with the promised se
   ServeFixture f;
   HttpClient c(f.port());
   const std::string admin = f.token({"admin"}, "root");
-  REQUIRE(c.request("POST", "/v1/commands/RegisterAgent", R"({"agent_id": "m1", "name": "M", "capabilities": [], "domains": []})",
+  REQUIRE(c.request("POST", "/v1/commands/RegisterAgent",
+                    R"({"agent_id": "m1", "name": "M", "capabilities": [], "domains": []})",
                     bearer(admin))
               .status == 201);
   CHECK(c.request("GET", "/v1/streams/nothing-here", "", bearer(admin)).status == 404);
   auto m = c.request("GET", "/metrics", "", bearer(admin));
   REQUIRE(m.status == 200);
   CHECK(m.header("content-type").rfind("text/plain; version=0.0.4", 0) == 0);
-  for (const char* series :
-       {"engram_http_requests_total{route=\"/v1/commands/{type}\",method=\"POST\",status=\"201\"} 1",
-        "engram_http_requests_total{route=\"/v1/streams/{stream}\",method=\"GET\",status=\"404\"} 1",
-        "engram_http_request_duration_seconds_bucket{route=\"/v1/commands/{type}\",status=\"201\",le=",
-        "engram_log_events_appended_total 1", "engram_log_group_size_bucket{le=",
-        "engram_log_fsync_duration_seconds_count", "engram_log_queue_depth",
-        "engram_log_head_position 1", "engram_log_writable 1", "engram_http_connections"}) {
+  for (
+      const char* series :
+      {"engram_http_requests_total{route=\"/v1/commands/{type}\",method=\"POST\",status=\"201\"} 1",
+       "engram_http_requests_total{route=\"/v1/streams/{stream}\",method=\"GET\",status=\"404\"} 1",
+       "engram_http_request_duration_seconds_bucket{route=\"/v1/commands/"
+       "{type}\",status=\"201\",le=",
+       "engram_log_events_appended_total 1", "engram_log_group_size_bucket{le=",
+       "engram_log_fsync_duration_seconds_count", "engram_log_queue_depth",
+       "engram_log_head_position 1", "engram_log_writable 1", "engram_http_connections"}) {
     INFO(series);
     CHECK(m.body.find(series) != std::string::npos);
   }

@@ -85,8 +85,8 @@ struct ServeFixture {
   }
 };
 
-inline std::vector<std::pair<std::string, std::string>> bearer(const std::string& token,
-                                                               std::vector<std::pair<std::string, std::string>> more = {}) {
+inline std::vector<std::pair<std::string, std::string>> bearer(
+    const std::string& token, std::vector<std::pair<std::string, std::string>> more = {}) {
   more.emplace_back("Authorization", "Bearer " + token);
   return more;
 }

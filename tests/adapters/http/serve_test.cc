@@ -53,7 +53,9 @@ TEST_CASE("serve: a full agent, project and task flow over HTTP") {
   const std::string reader = f.token({"reader"}, "ops");
 
   auto reg = command(c, writer, "RegisterAgent",
-                     {{"agent_id", "a1"}, {"name", "Researcher"}, {"capabilities", {"search"}},
+                     {{"agent_id", "a1"},
+                      {"name", "Researcher"},
+                      {"capabilities", {"search"}},
                       {"domains", {"biology"}}},
                      {{"X-Correlation-Id", "0190a6f0-0000-7000-8000-000000000001"}});
   REQUIRE_MESSAGE(reg.status == 201, reg.body);
@@ -63,14 +65,16 @@ TEST_CASE("serve: a full agent, project and task flow over HTTP") {
   CHECK(rj["events"][0]["type"] == "AgentRegistered");
   CHECK(reg.header("x-correlation-id") == "0190a6f0-0000-7000-8000-000000000001");
 
-  REQUIRE(command(c, writer, "CreateProject", {{"project_id", "p1"}, {"name", "Proteins"}}).status ==
-          201);
+  REQUIRE(
+      command(c, writer, "CreateProject", {{"project_id", "p1"}, {"name", "Proteins"}}).status ==
+      201);
   REQUIRE(command(c, writer, "RequestResearch",
                   {{"task_id", "t1"}, {"project_id", "p1"}, {"title", "Fold search"}})
               .status == 201);
   REQUIRE(command(c, writer, "AssignTask", {{"task_id", "t1"}, {"agent_id", "a1"}}).status == 201);
-  REQUIRE(command(c, writer, "SubmitFindings", {{"task_id", "t1"}, {"summary", "found it"}}).status ==
-          201);
+  REQUIRE(
+      command(c, writer, "SubmitFindings", {{"task_id", "t1"}, {"summary", "found it"}}).status ==
+      201);
   REQUIRE(command(c, writer, "RequestCheckpoint", {{"task_id", "t1"}}).status == 201);
 
   // Only a reviewer approves.
@@ -115,7 +119,10 @@ TEST_CASE("serve: an Idempotency-Key replays the first response and writes nothi
   HttpClient c(f.port());
   const std::string writer = f.token({"writer"}, "lead");
   const std::string admin = f.token({"admin"}, "root");
-  const json body = {{"agent_id", "idem"}, {"name", "Once"}, {"capabilities", json::array()}, {"domains", json::array()}};
+  const json body = {{"agent_id", "idem"},
+                     {"name", "Once"},
+                     {"capabilities", json::array()},
+                     {"domains", json::array()}};
   auto first = command(c, writer, "RegisterAgent", body, {{"Idempotency-Key", "k-1"}});
   REQUIRE(first.status == 201);
   const uint64_t head = head_of(c, admin);
@@ -126,7 +133,11 @@ TEST_CASE("serve: an Idempotency-Key replays the first response and writes nothi
     CHECK(again.header("idempotent-replayed") == "true");
   }
   CHECK(head_of(c, admin) == head);
-  auto other = command(c, writer, "RegisterAgent", {{"agent_id", "idem2"}, {"name", "Twice"}, {"capabilities", json::array()}, {"domains", json::array()}},
+  auto other = command(c, writer, "RegisterAgent",
+                       {{"agent_id", "idem2"},
+                        {"name", "Twice"},
+                        {"capabilities", json::array()},
+                        {"domains", json::array()}},
                        {{"Idempotency-Key", "k-1"}});
   CHECK(other.status == 409);
   CHECK(body_json(other)["code"] == "idempotency_key_reused");
@@ -141,8 +152,12 @@ TEST_CASE("serve: concurrent conflicting commands, exactly one wins") {
   const std::string writer = f.token({"writer"}, "lead");
   {
     HttpClient c(f.port());
-    REQUIRE(command(c, writer, "RegisterAgent", {{"agent_id", "race"}, {"name", "R"}, {"capabilities", json::array()}, {"domains", json::array()}}).status ==
-            201);
+    REQUIRE(command(c, writer, "RegisterAgent",
+                    {{"agent_id", "race"},
+                     {"name", "R"},
+                     {"capabilities", json::array()},
+                     {"domains", json::array()}})
+                .status == 201);
   }
   constexpr int kClients = 8;
   std::atomic<int> created{0}, conflicts{0}, other{0};
@@ -187,11 +202,10 @@ TEST_CASE("serve: generic streams append and read like a plain event store") {
   CHECK(body_json(w)["version"] == 2);
   CHECK(body_json(w)["deduplicated"] == false);
 
-  auto conflict = c.request("POST", "/v1/streams/notes-1",
-                            json{{"expected_version", 5},
-                                 {"events", {{{"type", "X"}, {"data", nullptr}}}}}
-                                .dump(),
-                            bearer(writer));
+  auto conflict = c.request(
+      "POST", "/v1/streams/notes-1",
+      json{{"expected_version", 5}, {"events", {{{"type", "X"}, {"data", nullptr}}}}}.dump(),
+      bearer(writer));
   CHECK(conflict.status == 409);
   CHECK(body_json(conflict)["actual_version"] == 2);
 
@@ -212,8 +226,7 @@ TEST_CASE("serve: generic streams append and read like a plain event store") {
 
   // Domain streams are written only by commands.
   auto domain = c.request("POST", "/v1/streams/agent-x",
-                          json{{"events", {{{"type", "AgentRegistered"}}}}}.dump(),
-                          bearer(writer));
+                          json{{"events", {{{"type", "AgentRegistered"}}}}}.dump(), bearer(writer));
   CHECK(domain.status == 403);
   CHECK(body_json(domain)["code"] == "domain_stream");
   CHECK(f.server->stop() == 0);
