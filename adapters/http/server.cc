@@ -43,13 +43,6 @@ struct Session {
 
 }  // namespace
 
-std::string_view Request::header(std::string_view lower_name) const {
-  for (const auto& [k, v] : headers) {
-    if (k == lower_name) return v;
-  }
-  return {};
-}
-
 struct Server::Impl {
   ServerOptions options;
   Handler* handler = nullptr;

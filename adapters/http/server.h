@@ -51,7 +51,12 @@ struct Request {
   std::string body;
   std::string remote_ip;
   // The header's value, or empty when absent.
-  std::string_view header(std::string_view lower_name) const;
+  std::string_view header(std::string_view lower_name) const {
+    for (const auto& [k, v] : headers) {
+      if (k == lower_name) return v;
+    }
+    return {};
+  }
 };
 
 struct Response {
