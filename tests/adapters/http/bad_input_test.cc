@@ -129,3 +129,26 @@ TEST_CASE("bad input corpus: documented statuses, no crash, no event written") {
   CHECK(head_of(f.port(), writer) == head);
   CHECK(f.server->stop() == 0);
 }
+
+TEST_CASE("max_connections: connections beyond the bound get 503 and are closed") {
+  ServeFixture f(json{{"max_connections", 2}});
+  HttpClient a(f.port()), b(f.port());
+  REQUIRE(a.request("GET", "/healthz").status == 200);
+  REQUIRE(b.request("GET", "/healthz").status == 200);
+  HttpClient c(f.port());
+  REQUIRE(c.connect());
+  auto r = c.read_response();
+  CHECK(r.status == 503);
+  CHECK(body_json(r)["code"] == "too_many_connections");
+  CHECK(r.header("retry-after") == "1");
+  a.close();
+  // A slot frees up once a connection closes.
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    HttpClient d(f.port());
+    served = d.request("GET", "/healthz").status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(served);
+  CHECK(f.server->stop() == 0);
+}
