@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "adapters/auth/jwt.h"
+#include "adapters/auth/token_cache.h"
 #include "adapters/http/api.h"
 #include "adapters/http/server.h"
 #include "commands/bus.h"
@@ -20,6 +21,9 @@ extern const char* const kEngramOpenApiYaml;
 
 namespace engram::cli {
 namespace {
+
+// Accepted tokens remembered so repeat requests skip the signature check.
+constexpr size_t kVerifiedTokenCacheEntries = 10'000;
 
 struct ServeFlags {
   std::string config_file;
@@ -38,7 +42,7 @@ core::logging::Level parse_level(const std::string& s) {
   return L::info;
 }
 
-http::Authenticator make_authenticator(std::shared_ptr<const auth::Verifier> verifier) {
+http::Authenticator make_authenticator(std::shared_ptr<auth::CachingVerifier> verifier) {
   return [verifier](
              std::string_view token) -> core::result<commands::Principal, http::AuthFailure> {
     const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
@@ -83,11 +87,12 @@ int run_serve(const ServeFlags& flags) {
   core::logging::init(parse_level(config.log_level));
   using L = core::logging::Level;
 
-  std::shared_ptr<const auth::Verifier> verifier;
+  std::shared_ptr<auth::CachingVerifier> verifier;
   if (config.auth_enabled) {
     auto ring = auth::KeyRing::load_or_create(config.effective_keys_file());
     if (!ring) return fail(kDataDir, ring.error().message);
-    verifier = std::make_shared<const auth::Verifier>(std::move(*ring));
+    verifier = std::make_shared<auth::CachingVerifier>(auth::Verifier(std::move(*ring)),
+                                                       kVerifiedTokenCacheEntries);
   }
 
   int code = kOk;
