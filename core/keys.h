@@ -21,6 +21,7 @@ inline constexpr const char* kStreamHeadsCf = "stream_heads";  // stream → ver
 inline constexpr const char* kDedupeCf = "dedupe";             // event id → DedupeEntry
 inline constexpr const char* kMetaCf = "meta";                 // named values below
 inline constexpr const char* kKeysCf = "keys";                 // owner → KeyRecord (keystore)
+inline constexpr std::string_view kModelCfPrefix = "model:";   // one per read model (model_store.h)
 
 inline constexpr std::string_view kMetaFormat = "format";   // kFormatV1
 inline constexpr std::string_view kMetaHead = "head";       // position(8) hash(32)

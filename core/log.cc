@@ -198,6 +198,7 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
                                                              options.dedupe_window_events);
 
   const auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  impl->block_cache = cache;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
   for (const auto& [name, point] : core_families) {
@@ -214,7 +215,10 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
   for (const auto& name : existing) {
     const bool known = std::any_of(descriptors.begin(), descriptors.end(),
                                    [&](const auto& d) { return d.name == name; });
-    if (!known) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    if (known) continue;
+    descriptors.emplace_back(name, name.rfind(keys::kModelCfPrefix, 0) == 0
+                                       ? family_options(cache, true)
+                                       : rocksdb::ColumnFamilyOptions());
   }
 
   rocksdb::DB* raw = nullptr;
@@ -234,6 +238,15 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
   impl->stream_heads = impl->handles[3];
   impl->dedupe = impl->handles[4];
   impl->meta = impl->handles[5];
+  for (size_t i = 0; i < descriptors.size(); ++i) {
+    const std::string& name = descriptors[i].name;
+    if (name.rfind(keys::kModelCfPrefix, 0) != 0) continue;
+    const std::string model = name.substr(keys::kModelCfPrefix.size());
+    auto store =
+        std::make_unique<ModelStore>(impl->db.get(), impl->handles[i], model, options.read_only);
+    if (auto c = store->load_checkpoint(); !c) return c.error();
+    impl->models.emplace(model, std::move(store));
+  }
   impl->key_store = std::make_unique<RocksKeyStore>(impl->db.get(), impl->handles[6], impl->handles,
                                                     options.read_only);
 
@@ -563,6 +576,57 @@ const std::filesystem::path& Log::dir() const {
 
 KeyStore& Log::keys() {
   return *impl_->key_store;
+}
+
+result<ModelStore*> Log::model_store(std::string_view name) {
+  const bool valid = !name.empty() && name.size() <= kMaxModelNameBytes &&
+                     std::all_of(name.begin(), name.end(), [](char c) {
+                       return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                              c == '.' || c == '-' || c == '@';
+                     });
+  if (!valid) {
+    return make_error(errc::invalid_argument,
+                      fmt::format("model names are 1..{} of [a-z0-9_.@-]", kMaxModelNameBytes));
+  }
+  std::lock_guard lock(impl_->models_mu);
+  if (auto it = impl_->models.find(name); it != impl_->models.end()) return it->second.get();
+  if (!impl_->writer) return make_error(errc::read_only, "the log is open read-only");
+  rocksdb::ColumnFamilyHandle* handle = nullptr;
+  const std::string family = std::string(keys::kModelCfPrefix) + std::string(name);
+  if (auto s =
+          impl_->db->CreateColumnFamily(family_options(impl_->block_cache, true), family, &handle);
+      !s.ok()) {
+    return from_status(s, fmt::format("creating read model '{}'", name));
+  }
+  impl_->handles.push_back(handle);
+  auto store = std::make_unique<ModelStore>(impl_->db.get(), handle, std::string(name), false);
+  ModelStore* raw = store.get();
+  impl_->models.emplace(std::string(name), std::move(store));
+  return raw;
+}
+
+result<void> Log::drop_model_store(std::string_view name) {
+  std::lock_guard lock(impl_->models_mu);
+  auto it = impl_->models.find(name);
+  if (it == impl_->models.end()) {
+    return make_error(errc::not_found, fmt::format("no read model '{}'", name));
+  }
+  if (!impl_->writer) return make_error(errc::read_only, "the log is open read-only");
+  rocksdb::ColumnFamilyHandle* handle = it->second->family();
+  if (auto s = impl_->db->DropColumnFamily(handle); !s.ok()) {
+    return from_status(s, fmt::format("dropping read model '{}'", name));
+  }
+  impl_->handles.erase(std::find(impl_->handles.begin(), impl_->handles.end(), handle));
+  (void)impl_->db->DestroyColumnFamilyHandle(handle);
+  impl_->models.erase(it);
+  return {};
+}
+
+std::vector<std::string> Log::model_stores() const {
+  std::lock_guard lock(impl_->models_mu);
+  std::vector<std::string> names;
+  for (const auto& [name, store] : impl_->models) names.push_back(name);
+  return names;
 }
 
 result<std::optional<RecordedEvent>> Log::find_event(const Uuid& id) const {

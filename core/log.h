@@ -43,6 +43,7 @@
 #include "core/event.h"
 #include "core/keystore.h"
 #include "core/metrics.h"
+#include "core/model_store.h"
 #include "core/named_type.h"
 #include "core/result.h"
 #include "core/sha256.h"
@@ -229,6 +230,16 @@ class Log {
 
   // Per-owner encryption keys, stored beside the log (core/keystore.h).
   KeyStore& keys();
+
+  // The store of read model `name` (1..kMaxModelNameBytes of [a-z0-9_.@-]),
+  // created when missing (not on a read-only log). Stores live as long as
+  // the Log; a store must not be used after drop_model_store() of its name.
+  static constexpr size_t kMaxModelNameBytes = 64;
+  result<ModelStore*> model_store(std::string_view name);
+  // Deletes a store and all its data (a replaced model version).
+  result<void> drop_model_store(std::string_view name);
+  // The names of the stores that exist.
+  std::vector<std::string> model_stores() const;
 
   Health health() const;
   LogStats stats() const;

@@ -5,12 +5,15 @@
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/head_state.h"
 #include "core/keystore_rocks.h"
 #include "core/log.h"
+#include "core/model_store.h"
 #include "core/writer.h"
 
 namespace engram::core {
@@ -45,6 +48,9 @@ struct Log::Impl {
   rocksdb::ColumnFamilyHandle* dedupe = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
   std::unique_ptr<RocksKeyStore> key_store;
+  std::shared_ptr<rocksdb::Cache> block_cache;
+  std::mutex models_mu;  // guards models and, for model families, handles
+  std::map<std::string, std::unique_ptr<ModelStore>, std::less<>> models;
   std::unique_ptr<GroupCommitWriter> writer;  // null when read-only
 
   ~Impl();

@@ -1,0 +1,116 @@
+#include "core/model_store.h"
+
+#include <fmt/format.h>
+
+#include "core/keys.h"
+#include "core/rocks_status.h"
+
+namespace engram::core {
+namespace {
+
+// Sorts before every key a model may use (they may not start with NUL).
+const std::string kCheckpointKey("\0checkpoint", 11);
+
+result<void> check_key(std::string_view key) {
+  if (key.empty() || key.size() > ModelStore::kMaxKeyBytes) {
+    return make_error(errc::invalid_argument,
+                      fmt::format("model keys must be 1..{} bytes", ModelStore::kMaxKeyBytes));
+  }
+  if (key.front() == '\0') {
+    return make_error(errc::invalid_argument, "model keys starting with NUL are reserved");
+  }
+  return {};
+}
+
+}  // namespace
+
+ModelStore::Batch::Batch(const ModelStore& store)
+    : store_(store), batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true) {}
+
+result<void> ModelStore::Batch::put(std::string_view key, std::string_view value) {
+  if (auto c = check_key(key); !c) return c;
+  if (auto s = batch_.Put(store_.family_, key, value); !s.ok()) return from_status(s, "batch put");
+  ++count_;
+  return {};
+}
+
+result<void> ModelStore::Batch::del(std::string_view key) {
+  if (auto c = check_key(key); !c) return c;
+  if (auto s = batch_.Delete(store_.family_, key); !s.ok()) return from_status(s, "batch delete");
+  ++count_;
+  return {};
+}
+
+result<std::optional<std::string>> ModelStore::Batch::get(std::string_view key) const {
+  std::string value;
+  // WriteBatchWithIndex's lookup is not const, but does not change the batch.
+  auto& b = const_cast<rocksdb::WriteBatchWithIndex&>(batch_);
+  const rocksdb::Status s =
+      b.GetFromBatchAndDB(store_.db_, rocksdb::ReadOptions(), store_.family_, key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return from_status(s, "reading a read model");
+  return std::optional<std::string>(std::move(value));
+}
+
+ModelStore::ModelStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family, std::string name,
+                       bool read_only)
+    : db_(db), family_(family), name_(std::move(name)), read_only_(read_only) {}
+
+result<void> ModelStore::load_checkpoint() {
+  std::string value;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), family_, kCheckpointKey, &value);
+  if (s.IsNotFound()) {
+    checkpoint_.store(0, std::memory_order_release);
+    return {};
+  }
+  if (!s.ok()) return from_status(s, "reading a checkpoint");
+  auto p = keys::parse_be64(value);
+  if (!p) return make_error(errc::corruption, fmt::format("malformed checkpoint in '{}'", name_));
+  checkpoint_.store(*p, std::memory_order_release);
+  return {};
+}
+
+result<void> ModelStore::commit(Batch& batch, Position checkpoint) {
+  if (read_only_) return make_error(errc::read_only, "the log is open read-only");
+  ENGRAM_ASSERT(&batch.store_ == this);
+  ENGRAM_ASSERT(checkpoint.value() >= checkpoint_.load(std::memory_order_acquire));
+  if (auto s = batch.batch_.Put(family_, kCheckpointKey, keys::be64(checkpoint.value())); !s.ok()) {
+    return from_status(s, "batch put");
+  }
+  if (auto s = db_->Write(rocksdb::WriteOptions(), batch.batch_.GetWriteBatch()); !s.ok()) {
+    return from_status(s, fmt::format("committing read model '{}'", name_));
+  }
+  checkpoint_.store(checkpoint.value(), std::memory_order_release);
+  batch.batch_.Clear();
+  batch.count_ = 0;
+  return {};
+}
+
+result<std::optional<std::string>> ModelStore::get(std::string_view key) const {
+  if (auto c = check_key(key); !c) return c.error();
+  std::string value;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), family_, key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return from_status(s, "reading a read model");
+  return std::optional<std::string>(std::move(value));
+}
+
+result<std::vector<std::pair<std::string, std::string>>> ModelStore::scan(std::string_view prefix,
+                                                                          std::string_view from,
+                                                                          size_t limit) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  limit = std::min(limit, kMaxScanEntries);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family_));
+  const std::string_view start = from > prefix ? from : prefix;
+  for (it->Seek(rocksdb::Slice(start.data(), start.size())); it->Valid() && out.size() < limit;
+       it->Next()) {
+    const std::string_view k = it->key().ToStringView();
+    if (k.substr(0, prefix.size()) != prefix) break;
+    if (!k.empty() && k.front() == '\0') continue;
+    out.emplace_back(std::string(k), it->value().ToString());
+  }
+  if (!it->status().ok()) return from_status(it->status(), "scanning a read model");
+  return out;
+}
+
+}  // namespace engram::core
