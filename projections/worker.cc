@@ -1,0 +1,131 @@
+#include "projections/worker.h"
+
+#include <fmt/format.h>
+
+#include "core/assert.h"
+
+namespace engram::projections {
+namespace {
+
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::string store_name(const Projection& p) {
+  return fmt::format("{}@v{}", p.name(), p.version());
+}
+
+core::result<std::unique_ptr<Worker>> Worker::start(core::Log& log,
+                                                    std::shared_ptr<Projection> projection,
+                                                    WorkerOptions options) {
+  ENGRAM_ASSERT(projection != nullptr);
+  if (projection->version() == 0) {
+    return core::make_error(core::errc::invalid_argument, "projection versions start at 1");
+  }
+  if (options.max_batch_events == 0) {
+    return core::make_error(core::errc::invalid_argument, "max_batch_events must be > 0");
+  }
+  auto store = log.model_store(store_name(*projection));
+  if (!store) return store.error();
+  std::unique_ptr<Worker> w(new Worker(log, std::move(projection), **store, std::move(options)));
+  w->thread_ = std::thread([raw = w.get()] { raw->run(); });
+  return w;
+}
+
+Worker::Worker(core::Log& log, std::shared_ptr<Projection> projection, core::ModelStore& store,
+               WorkerOptions options)
+    : log_(log), projection_(std::move(projection)), store_(&store), options_(std::move(options)) {
+  for (auto& t : projection_->event_types()) types_.insert(std::move(t));
+  stats_.position = store_->checkpoint();
+}
+
+Worker::~Worker() {
+  stop();
+}
+
+void Worker::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  progressed_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Worker::wait_for(core::Position position, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  progressed_.wait_for(lock, timeout, [&] {
+    return store_->checkpoint() >= position || stats_.failed || stopping_;
+  });
+  return store_->checkpoint() >= position;
+}
+
+WorkerStats Worker::stats() const {
+  std::lock_guard lock(mu_);
+  WorkerStats s = stats_;
+  s.position = store_->checkpoint();
+  return s;
+}
+
+void Worker::fail(std::string why) {
+  {
+    std::lock_guard lock(mu_);
+    stats_.failed = true;
+    stats_.failure = std::move(why);
+  }
+  progressed_.notify_all();
+}
+
+core::result<void> Worker::apply_batch(const std::vector<core::RecordedEvent>& events) {
+  ENGRAM_ASSERT(!events.empty());
+  std::vector<core::RecordedEvent> wanted;
+  if (types_.empty()) {
+    wanted = events;
+  } else {
+    for (const auto& e : events) {
+      if (types_.count(std::string(e.type())) > 0) wanted.push_back(e);
+    }
+  }
+  auto batch = store_->batch();
+  if (!wanted.empty()) {
+    if (auto r = projection_->apply(wanted, batch); !r) return r;
+  }
+  const core::Position last = events.back().position();
+  if (options_.before_commit) options_.before_commit(last);
+  if (auto r = store_->commit(batch, last); !r) return r;
+  {
+    std::lock_guard lock(mu_);
+    stats_.events_applied += wanted.size();
+    stats_.events_skipped += events.size() - wanted.size();
+    ++stats_.batches;
+    stats_.last_commit_unix_ms = unix_ms_now();
+  }
+  progressed_.notify_all();
+  return {};
+}
+
+void Worker::run() {
+  auto subscription = log_.subscribe(store_->checkpoint());
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    auto events = subscription->next(options_.max_batch_events, options_.idle_wait_ms);
+    if (!events) {
+      return fail(fmt::format("reading the log: {}", events.error().to_string()));
+    }
+    if (events->empty()) continue;
+    if (auto r = apply_batch(*events); !r) {
+      return fail(fmt::format("{} at positions {}..{}: {}", store_name(*projection_),
+                              events->front().position().value(), events->back().position().value(),
+                              r.error().to_string()));
+    }
+  }
+}
+
+}  // namespace engram::projections

@@ -1,0 +1,88 @@
+#pragma once
+
+// A projection worker: one thread that keeps one projection's read model
+// following the log.
+//
+// Contract
+// - start() opens (or creates) the projection's store and resumes after its
+//   checkpoint: stored events first, then live ones, in batches of at most
+//   max_batch_events. Each batch is one apply() and one commit (data and
+//   checkpoint together; core/model_store.h).
+// - position() is the last committed position; wait_for(p) returns true
+//   once position() >= p, false when the timeout runs out or the worker has
+//   failed (read-your-writes for queries).
+// - A failure (apply() or storage) is sticky: the worker stops, stats()
+//   says why, and the model stays at its last good checkpoint.
+// - The Log must outlive the worker. The destructor stops and joins.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+
+#include "core/log.h"
+#include "projections/projection.h"
+
+namespace engram::projections {
+
+struct WorkerOptions {
+  size_t max_batch_events = 1000;
+  // How long the worker waits for new events before checking for stop().
+  std::chrono::milliseconds idle_wait_ms{50};
+  // Fault point for tests: called after apply() and before the commit of
+  // every batch, with the batch's last position.
+  std::function<void(core::Position)> before_commit;
+};
+
+struct WorkerStats {
+  uint64_t events_applied = 0;  // given to apply()
+  uint64_t events_skipped = 0;  // of other types
+  uint64_t batches = 0;
+  core::Position position;  // committed
+  int64_t last_commit_unix_ms = 0;
+  bool failed = false;
+  std::string failure;
+};
+
+class Worker {
+ public:
+  static core::result<std::unique_ptr<Worker>> start(core::Log& log,
+                                                     std::shared_ptr<Projection> projection,
+                                                     WorkerOptions options = {});
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  const Projection& projection() const { return *projection_; }
+  const core::ModelStore& store() const { return *store_; }
+  core::Position position() const { return store_->checkpoint(); }
+  bool wait_for(core::Position position, std::chrono::milliseconds timeout) const;
+  WorkerStats stats() const;
+  void stop();
+
+ private:
+  Worker(core::Log& log, std::shared_ptr<Projection> projection, core::ModelStore& store,
+         WorkerOptions options);
+  void run();
+  core::result<void> apply_batch(const std::vector<core::RecordedEvent>& events);
+  void fail(std::string why);
+
+  core::Log& log_;
+  std::shared_ptr<Projection> projection_;
+  core::ModelStore* store_;
+  WorkerOptions options_;
+  std::unordered_set<std::string> types_;  // empty: all
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable progressed_;
+  WorkerStats stats_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace engram::projections

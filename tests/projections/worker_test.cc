@@ -1,0 +1,151 @@
+#include "projections/worker.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+
+#include "tests/support/temp_dir.h"
+
+using namespace engram;
+using core::Position;
+
+namespace {
+
+// Counts events per type: "count/<type>" -> decimal.
+class Counter final : public projections::Projection {
+ public:
+  explicit Counter(std::vector<std::string> types = {}, uint32_t version = 1)
+      : types_(std::move(types)), version_(version) {}
+  std::string_view name() const override { return "counter"; }
+  uint32_t version() const override { return version_; }
+  std::vector<std::string> event_types() const override { return types_; }
+  core::result<void> apply(std::span<const core::RecordedEvent> events,
+                           core::ModelStore::Batch& batch) override {
+    for (const auto& e : events) {
+      if (e.type() == "Poison") return core::make_error(core::errc::invalid_argument, "poison");
+      const std::string key = "count/" + std::string(e.type());
+      auto cur = batch.get(key);
+      if (!cur) return cur.error();
+      const uint64_t n = cur->has_value() ? std::stoull(**cur) : 0;
+      if (auto r = batch.put(key, std::to_string(n + 1)); !r) return r;
+    }
+    return {};
+  }
+
+ private:
+  std::vector<std::string> types_;
+  uint32_t version_;
+};
+
+Position append(core::Log& log, const std::string& type, int n = 1) {
+  std::vector<core::EventData> events(static_cast<size_t>(n));
+  for (auto& e : events) e.type = type;
+  auto r = log.append("s", core::ExpectedVersion::any(), events);
+  REQUIRE(r);
+  return r->last;
+}
+
+uint64_t count(const projections::Worker& w, const std::string& type) {
+  auto v = w.store().get("count/" + type);
+  REQUIRE(v);
+  return v->has_value() ? std::stoull(**v) : 0;
+}
+
+}  // namespace
+
+TEST_CASE("worker: catches up, follows live, and serves read-your-writes") {
+  test::TempDir dir;
+  auto log = core::Log::open(dir.path());
+  REQUIRE(log);
+  append(**log, "A", 5);
+  projections::WorkerOptions o;
+  o.max_batch_events = 2;  // several batches during catch-up
+  auto w = projections::Worker::start(**log, std::make_shared<Counter>(), o);
+  REQUIRE(w);
+  const Position p = append(**log, "B", 3);
+  REQUIRE((*w)->wait_for(p, std::chrono::seconds(5)));
+  CHECK(count(**w, "A") == 5);
+  CHECK(count(**w, "B") == 3);
+  CHECK((*w)->stats().batches >= 3);
+  CHECK((*w)->stats().events_applied == 8);
+  CHECK(projections::store_name((*w)->projection()) == "counter@v1");
+  CHECK_FALSE((*w)->wait_for(Position(p.value() + 1), std::chrono::milliseconds(20)));
+}
+
+TEST_CASE("worker: a restart resumes from the checkpoint and applies nothing twice") {
+  test::TempDir dir;
+  {
+    auto log = core::Log::open(dir.path());
+    REQUIRE(log);
+    const Position p = append(**log, "A", 4);
+    auto w = projections::Worker::start(**log, std::make_shared<Counter>());
+    REQUIRE(w);
+    REQUIRE((*w)->wait_for(p, std::chrono::seconds(5)));
+  }
+  auto log = core::Log::open(dir.path());
+  REQUIRE(log);
+  const Position p = append(**log, "A", 2);
+  auto w = projections::Worker::start(**log, std::make_shared<Counter>());
+  REQUIRE(w);
+  REQUIRE((*w)->wait_for(p, std::chrono::seconds(5)));
+  CHECK(count(**w, "A") == 6);
+  CHECK((*w)->stats().events_applied == 2);  // only the new ones in this run
+}
+
+TEST_CASE("worker: skipped types still advance the checkpoint") {
+  test::TempDir dir;
+  auto log = core::Log::open(dir.path());
+  REQUIRE(log);
+  append(**log, "A", 2);
+  const Position p = append(**log, "Other", 3);
+  auto w =
+      projections::Worker::start(**log, std::make_shared<Counter>(std::vector<std::string>{"A"}));
+  REQUIRE(w);
+  REQUIRE((*w)->wait_for(p, std::chrono::seconds(5)));
+  CHECK(count(**w, "A") == 2);
+  CHECK(count(**w, "Other") == 0);
+  CHECK((*w)->stats().events_skipped == 3);
+}
+
+TEST_CASE("worker: a failing apply stops the worker at its last good checkpoint") {
+  test::TempDir dir;
+  auto log = core::Log::open(dir.path());
+  REQUIRE(log);
+  projections::WorkerOptions o;
+  o.max_batch_events = 1;
+  const Position good = append(**log, "A", 2);
+  const Position bad = append(**log, "Poison");
+  append(**log, "A");
+  auto w = projections::Worker::start(**log, std::make_shared<Counter>(), o);
+  REQUIRE(w);
+  CHECK_FALSE((*w)->wait_for(bad, std::chrono::seconds(5)));
+  const auto s = (*w)->stats();
+  CHECK(s.failed);
+  CHECK(s.failure.find("poison") != std::string::npos);
+  CHECK(s.position == good);
+  CHECK(count(**w, "A") == 2);
+}
+
+TEST_CASE("worker: a new version builds its own store from the start of the log") {
+  test::TempDir dir;
+  auto log = core::Log::open(dir.path());
+  REQUIRE(log);
+  const Position p = append(**log, "A", 3);
+  std::vector<Position> before_commit;
+  {
+    projections::WorkerOptions o;
+    o.before_commit = [&](Position last) { before_commit.push_back(last); };
+    auto w = projections::Worker::start(**log, std::make_shared<Counter>(), o);
+    REQUIRE(w);
+    REQUIRE((*w)->wait_for(p, std::chrono::seconds(5)));
+  }
+  REQUIRE(!before_commit.empty());
+  CHECK(before_commit.back() == p);  // the fault point sees every batch before its commit
+  auto w =
+      projections::Worker::start(**log, std::make_shared<Counter>(std::vector<std::string>{}, 2));
+  REQUIRE(w);
+  REQUIRE((*w)->wait_for(p, std::chrono::seconds(5)));
+  CHECK(count(**w, "A") == 3);
+  CHECK(projections::store_name((*w)->projection()) == "counter@v2");
+  CHECK((*log)->model_stores().size() == 2);
+}
