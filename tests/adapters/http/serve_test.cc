@@ -280,3 +280,31 @@ TEST_CASE("serve: graceful shutdown under load loses no acknowledged command") {
   CHECK(report->ok());
   MESSAGE(acked.size() << " commands acknowledged before SIGTERM, all present");
 }
+
+TEST_CASE("serve: bad settings exit 2 naming the problem; a data dir in use exits 4") {
+  TempDir dir;
+  const std::string data = (dir / "data").string();
+  auto bad_config = [&](const std::string& text) {
+    const std::string path = dir / "bad.json";
+    std::ofstream(path) << text;
+    return run(
+        {ENGRAM_BINARY, "serve", "--data", data, "--listen", "127.0.0.1:0", "--config", path});
+  };
+  RunResult unknown = bad_config(R"({"max_body_byte": 10})");
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.err.find("max_body_byte") != std::string::npos);
+  RunResult range = bad_config(R"({"io_threads": 0})");
+  CHECK(range.exit_code == 2);
+  CHECK(range.err.find("io_threads") != std::string::npos);
+  CHECK(bad_config("{not json").exit_code == 2);
+  RunResult listen = run({ENGRAM_BINARY, "serve", "--data", data, "--listen", "localhost"});
+  CHECK(listen.exit_code == 2);
+  CHECK(listen.err.find("ADDR:PORT") != std::string::npos);
+
+  ServeFixture f;
+  RunResult second = run({ENGRAM_BINARY, "serve", "--data", f.data.string(), "--listen",
+                          "127.0.0.1:0", "--log-level", "off"});
+  CHECK(second.exit_code == 4);
+  CHECK(second.err.find("locked") != std::string::npos);
+  CHECK(f.server->stop() == 0);
+}
