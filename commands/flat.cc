@@ -32,11 +32,6 @@ Floats floats(Builder& b, const std::optional<std::vector<float>>& v) {
   return v ? b.CreateVector(*v) : 0;
 }
 
-Aligned::Aligned(std::span<const uint8_t> bytes)
-    : words_((bytes.size() + sizeof(uint64_t) - 1) / sizeof(uint64_t)), size_(bytes.size()) {
-  if (!bytes.empty()) std::memcpy(words_.data(), bytes.data(), bytes.size());
-}
-
 std::string text(const flatbuffers::String* s) {
   return s ? s->str() : std::string();
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "commands/aggregate.h"
+#include "schemas/payload.h"
 
 namespace engram::commands::flat {
 
@@ -44,26 +45,8 @@ NewEvent finish(Builder& b, flatbuffers::Offset<T> root, std::string_view type) 
                   std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize())};
 }
 
-// A payload copied to 8-byte-aligned memory: inside an envelope it sits at
-// any offset, and the tables' 8-byte fields must be read aligned.
-class Aligned {
- public:
-  explicit Aligned(std::span<const uint8_t> bytes);
-  const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(words_.data()); }
-  size_t size() const { return size_; }
-
- private:
-  std::vector<uint64_t> words_;
-  size_t size_;
-};
-
-// The table, or null when the bytes do not verify as one.
-template <typename T>
-const T* verified(const Aligned& payload) {
-  flatbuffers::Verifier v(payload.data(), payload.size());
-  if (!v.VerifyBuffer<T>(nullptr)) return nullptr;
-  return flatbuffers::GetRoot<T>(payload.data());
-}
+using schema::Aligned;
+using schema::verified;
 
 std::string text(const flatbuffers::String* s);  // "" when absent
 std::vector<std::string> texts(const StringVector* v);
