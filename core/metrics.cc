@@ -103,8 +103,8 @@ std::vector<double> size_buckets() {
 Registry::Family& Registry::family(std::string_view name, Type type, std::string_view help) {
   auto it = families_.find(name);
   if (it == families_.end()) {
-    it =
-        families_.emplace(std::string(name), Family{type, std::string(help), {}, {}, {}, {}}).first;
+    it = families_.emplace(std::string(name), Family{type, std::string(help), {}, {}, {}, {}, {}})
+             .first;
   }
   ENGRAM_ASSERT(it->second.type == type);
   return it->second;
@@ -140,6 +140,14 @@ void Registry::gauge_fn(std::string_view name, std::string_view help, std::funct
   family(name, Type::gauge, help).value_fn = std::move(fn);
 }
 
+void Registry::gauge_fn(std::string_view name, std::string_view help, const Labels& labels,
+                        std::function<double()> fn) {
+  std::lock_guard lock(mu_);
+  Family& f = family(name, Type::gauge, help);
+  if (f.labelled_fns.size() >= kMaxSeriesPerFamily) return;
+  f.labelled_fns[render_labels(labels)] = std::move(fn);
+}
+
 void Registry::counter_fn(std::string_view name, std::string_view help,
                           std::function<double()> fn) {
   std::lock_guard lock(mu_);
@@ -161,6 +169,9 @@ std::string Registry::render() const {
                                                : "histogram";
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, f.help, name, type);
     if (f.value_fn) out += fmt::format("{} {}\n", name, format_value(f.value_fn()));
+    for (const auto& [labels, fn] : f.labelled_fns) {
+      out += fmt::format("{}{} {}\n", name, join_labels(labels, ""), format_value(fn()));
+    }
     if (f.histogram_fn) render_histogram(out, name, "", f.histogram_fn());
     for (const auto& [labels, c] : f.counters) {
       out += fmt::format("{}{} {}\n", name, join_labels(labels, ""), c->value());

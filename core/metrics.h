@@ -71,6 +71,9 @@ class Registry {
                        const std::vector<double>& upper_bounds);
   // Values read when rendering.
   void gauge_fn(std::string_view name, std::string_view help, std::function<double()> fn);
+  // A labelled series of a callback gauge family (one call per label set).
+  void gauge_fn(std::string_view name, std::string_view help, const Labels& labels,
+                std::function<double()> fn);
   void counter_fn(std::string_view name, std::string_view help, std::function<double()> fn);
   void histogram_fn(std::string_view name, std::string_view help,
                     std::function<HistogramSnapshot()> fn);
@@ -85,6 +88,7 @@ class Registry {
     std::map<std::string, std::unique_ptr<Counter>> counters;  // by rendered label set
     std::map<std::string, std::unique_ptr<Histogram>> histograms;
     std::function<double()> value_fn;
+    std::map<std::string, std::function<double()>> labelled_fns;  // by rendered label set
     std::function<HistogramSnapshot()> histogram_fn;
   };
   Family& family(std::string_view name, Type type, std::string_view help);

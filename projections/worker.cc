@@ -54,6 +54,41 @@ void Worker::stop() {
   }
   progressed_.notify_all();
   if (thread_.joinable()) thread_.join();
+  settle_waiters(true);
+}
+
+void Worker::when_reached(core::Position position, std::chrono::milliseconds timeout,
+                          std::function<void(bool)> done) {
+  {
+    std::lock_guard lock(mu_);
+    if (store_->checkpoint() < position && !stats_.failed && !stopping_ &&
+        waiters_.size() < kMaxWaiters) {
+      waiters_.push_back(
+          Waiter{position, std::chrono::steady_clock::now() + timeout, std::move(done)});
+      return;
+    }
+  }
+  done(store_->checkpoint() >= position);
+}
+
+void Worker::settle_waiters(bool all) {
+  std::vector<std::pair<std::function<void(bool)>, bool>> ready;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    const core::Position at = store_->checkpoint();
+    const bool give_up = all || stats_.failed || stopping_;
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      const bool reached = at >= it->position;
+      if (reached || give_up || now >= it->deadline) {
+        ready.emplace_back(std::move(it->done), reached);
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& [done, reached] : ready) done(reached);
 }
 
 bool Worker::wait_for(core::Position position, std::chrono::milliseconds timeout) const {
@@ -78,6 +113,7 @@ void Worker::fail(std::string why) {
     stats_.failure = std::move(why);
   }
   progressed_.notify_all();
+  settle_waiters(true);
 }
 
 core::result<void> Worker::apply_batch(const std::vector<core::RecordedEvent>& events) {
@@ -105,6 +141,7 @@ core::result<void> Worker::apply_batch(const std::vector<core::RecordedEvent>& e
     stats_.last_commit_unix_ms = unix_ms_now();
   }
   progressed_.notify_all();
+  settle_waiters(false);
   return {};
 }
 
@@ -119,7 +156,10 @@ void Worker::run() {
     if (!events) {
       return fail(fmt::format("reading the log: {}", events.error().to_string()));
     }
-    if (events->empty()) continue;
+    if (events->empty()) {
+      settle_waiters(false);  // deadlines
+      continue;
+    }
     if (auto r = apply_batch(*events); !r) {
       return fail(fmt::format("{} at positions {}..{}: {}", store_name(*projection_),
                               events->front().position().value(), events->back().position().value(),

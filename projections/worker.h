@@ -24,6 +24,7 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
+#include <vector>
 
 #include "core/log.h"
 #include "projections/projection.h"
@@ -62,6 +63,14 @@ class Worker {
   const core::ModelStore& store() const { return *store_; }
   core::Position position() const { return store_->checkpoint(); }
   bool wait_for(core::Position position, std::chrono::milliseconds timeout) const;
+  // The same wait without blocking a thread: `done(reached)` is called once,
+  // on the worker's thread or at once on this one, when position() reaches
+  // `position` (true), or when `timeout` runs out, the worker fails or stops
+  // (false). It must return quickly. At most kMaxWaiters waits are pending;
+  // beyond that `done(false)` is called at once.
+  static constexpr size_t kMaxWaiters = 10'000;
+  void when_reached(core::Position position, std::chrono::milliseconds timeout,
+                    std::function<void(bool)> done);
   WorkerStats stats() const;
   void stop();
 
@@ -71,6 +80,8 @@ class Worker {
   void run();
   core::result<void> apply_batch(const std::vector<core::RecordedEvent>& events);
   void fail(std::string why);
+  // Calls the waiters whose position is reached or whose time is up.
+  void settle_waiters(bool all);
 
   core::Log& log_;
   std::shared_ptr<Projection> projection_;
@@ -82,6 +93,12 @@ class Worker {
   mutable std::condition_variable progressed_;
   WorkerStats stats_;
   bool stopping_ = false;
+  struct Waiter {
+    core::Position position;
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(bool)> done;
+  };
+  std::vector<Waiter> waiters_;  // guarded by mu_
   std::thread thread_;
 };
 

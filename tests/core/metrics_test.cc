@@ -12,6 +12,7 @@ TEST_CASE("metrics: counters, callbacks and histograms render in the text format
   r.counter("engram_x_total", "Things.", {{"route", "/v1/a"}, {"status", "200"}}).add();
   r.counter("engram_x_total", "Things.", {{"route", "quote\"d"}, {"status", "500"}}).add();
   r.gauge_fn("engram_depth", "Depth.", [] { return 7.0; });
+  r.gauge_fn("engram_lag", "Lag.", {{"projection", "catalog"}}, [] { return 3.0; });
   Histogram& h = r.histogram("engram_lat_seconds", "Latency.", {{"route", "/v1/a"}}, {0.1, 1});
   h.observe(0.05);
   h.observe(0.5);
@@ -21,6 +22,7 @@ TEST_CASE("metrics: counters, callbacks and histograms render in the text format
   CHECK(text.find("engram_x_total{route=\"/v1/a\",status=\"200\"} 4\n") != std::string::npos);
   CHECK(text.find("engram_x_total{route=\"quote\\\"d\",status=\"500\"} 1\n") != std::string::npos);
   CHECK(text.find("# TYPE engram_depth gauge\nengram_depth 7\n") != std::string::npos);
+  CHECK(text.find("engram_lag{projection=\"catalog\"} 3\n") != std::string::npos);
   CHECK(text.find("engram_lat_seconds_bucket{route=\"/v1/a\",le=\"0.1\"} 1\n") !=
         std::string::npos);
   CHECK(text.find("engram_lat_seconds_bucket{route=\"/v1/a\",le=\"1\"} 2\n") != std::string::npos);

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <future>
 
 #include "tests/support/temp_dir.h"
 
@@ -148,4 +149,31 @@ TEST_CASE("worker: a new version builds its own store from the start of the log"
   CHECK(count(**w, "A") == 3);
   CHECK(projections::store_name((*w)->projection()) == "counter@v2");
   CHECK((*log)->model_stores().size() == 2);
+}
+
+TEST_CASE("worker: when_reached answers without blocking, on reach or on timeout") {
+  test::TempDir dir;
+  auto log = core::Log::open(dir.path());
+  REQUIRE(log);
+  const Position first = append(**log, "A");
+  auto w = projections::Worker::start(**log, std::make_shared<Counter>());
+  REQUIRE(w);
+  REQUIRE((*w)->wait_for(first, std::chrono::seconds(5)));
+
+  std::promise<bool> now_p;
+  (*w)->when_reached(first, std::chrono::seconds(5), [&](bool r) { now_p.set_value(r); });
+  CHECK(now_p.get_future().get());  // already there: answered at once
+
+  std::promise<bool> later_p;
+  auto later = later_p.get_future();
+  (*w)->when_reached(Position(first.value() + 1), std::chrono::seconds(5),
+                     [&](bool r) { later_p.set_value(r); });
+  CHECK(later.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
+  append(**log, "B");
+  CHECK(later.get());
+
+  std::promise<bool> never_p;
+  (*w)->when_reached(Position(first.value() + 100), std::chrono::milliseconds(100),
+                     [&](bool r) { never_p.set_value(r); });
+  CHECK_FALSE(never_p.get_future().get());
 }
