@@ -14,6 +14,7 @@
 #include "adapters/http/rate_limit.h"
 #include "core/flexjson.h"
 #include "core/logging.h"
+#include "projections/catalog.h"
 
 namespace engram::http {
 namespace {
@@ -116,6 +117,30 @@ size_t json_depth(std::string_view text) {
     }
   }
   return max_depth;
+}
+
+const std::pair<const char*, projections::CatalogKind> kCatalogRoutes[] = {
+    {"agent", projections::CatalogKind::agent},
+    {"project", projections::CatalogKind::project},
+    {"task", projections::CatalogKind::task}};
+
+// "/v1/agents" or "/v1/agents/{id}" (likewise projects, tasks): the kind's
+// name, with the id in `id` (empty for the list).
+std::optional<std::string> catalog_route(const std::string& path, std::string& id) {
+  for (const auto& [name, kind] : kCatalogRoutes) {
+    const std::string base = fmt::format("/v1/{}s", name);
+    if (path == base) {
+      id.clear();
+      return std::string(name);
+    }
+    if (path.rfind(base + "/", 0) == 0 && path.size() > base.size() + 1) {
+      auto decoded = percent_decode(std::string_view(path).substr(base.size() + 1));
+      if (!decoded || decoded->find('/') != std::string::npos) return std::nullopt;
+      id = std::move(*decoded);
+      return std::string(name);
+    }
+  }
+  return std::nullopt;
 }
 
 bool is_json_content_type(std::string_view ct) {
@@ -678,6 +703,103 @@ struct Api::Impl {
                   200, {{"head", head}, {"events", std::move(list)}, {"next_position", next}}));
   }
 
+  // --- read models ---------------------------------------------------------
+
+  // Runs `query` once the projection has reached min_position (waiting at
+  // most max_wait_ms without holding a thread), and answers with the
+  // position the model reflects in X-Engram-Position.
+  void read_model(const CallPtr& c, std::string_view projection,
+                  std::function<Response(const projections::Worker&)> query) {
+    projections::Worker* w = options.read_side ? options.read_side->find(projection) : nullptr;
+    if (w == nullptr) {
+      fail(c, {503,
+               "read_model_unavailable",
+               fmt::format("the {} read model is not running", projection),
+               {},
+               {},
+               5});
+      return;
+    }
+    auto min = query_u64(c, "min_position", 0, 0, UINT64_MAX);
+    if (!min) return;
+    auto answer = [this, c, w, query = std::move(query)](bool reached) {
+      c->respond([this, c, w, query, reached] {
+        const projections::WorkerStats st = w->stats();
+        Response r;
+        if (st.failed) {
+          r = problem_response({503, "read_model_failed", st.failure, {}, {}, 5}, c->target.path,
+                               c->request_id);
+        } else if (!reached) {
+          r = problem_response(
+              {504,
+               "position_not_reached",
+               fmt::format("the read model is at position {}; min_position not reached within "
+                           "{} ms",
+                           st.position.value(), options.max_wait_ms),
+               "min_position",
+               {},
+               {}},
+              c->target.path, c->request_id);
+        } else {
+          r = query(*w);
+        }
+        r.headers.emplace_back("X-Engram-Position", std::to_string(st.position.value()));
+        return finalize(c, std::move(r));
+      });
+    };
+    w->when_reached(core::Position(*min), std::chrono::milliseconds(options.max_wait_ms),
+                    std::move(answer));
+  }
+
+  void catalog(const CallPtr& c, projections::CatalogKind kind, const std::string& id) {
+    std::vector<std::pair<std::string, std::string>> filters;
+    if (id.empty()) {
+      for (const auto& [k, v] : c->target.query) {
+        if (k == "cursor" || k == "limit" || k == "min_position") continue;
+        const auto& fields = projections::catalog_fields(kind);
+        if (std::find(fields.begin(), fields.end(), k) == fields.end()) {
+          fail(c, {400, "bad_query", fmt::format("unknown filter '{}'", k), k, {}, {}});
+          return;
+        }
+        filters.emplace_back(k, v);
+      }
+    } else if (!check_query(c, {"min_position"})) {
+      return;
+    }
+    auto limit = query_u64(c, "limit", options.default_page_size, 1, options.max_page_size);
+    if (!limit) return;
+    const std::string cursor = query(*c, "cursor").value_or("");
+    if (cursor.size() > 256) {
+      fail(c, {400, "bad_query", "cursor is too long", "cursor", {}, {}});
+      return;
+    }
+    read_model(
+        c, "catalog",
+        [kind, id, filters, cursor, limit = *limit, instance = c->target.path,
+         rid = c->request_id](const projections::Worker& w) {
+          if (!id.empty()) {
+            auto r = projections::get_catalog(w.store(), kind, id);
+            if (!r) return json_response(500, {{"error", r.error().to_string()}});
+            if (!r->has_value()) {
+              Problem p{404, "not_found", fmt::format("no such record '{}'", id), {}, {}, {}};
+              return problem_response(p, instance, rid);
+            }
+            return json_response(200, **r);
+          }
+          projections::CatalogQuery q;
+          q.kind = kind;
+          q.filters = filters;
+          q.cursor = cursor;
+          q.limit = limit;
+          auto page = projections::list_catalog(w.store(), q);
+          if (!page) return json_response(500, {{"error", page.error().to_string()}});
+          json out = {
+              {"items", page->items},
+              {"next_cursor", page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor)}};
+          return json_response(200, out);
+        });
+  }
+
   // --- dispatch ------------------------------------------------------------
 
   bool authenticate(const CallPtr& c) {
@@ -751,6 +873,8 @@ struct Api::Impl {
       c->route = path;
     } else if (path == "/v1/log") {
       c->route = path;
+    } else if (auto kind = catalog_route(path, arg)) {
+      c->route = arg.empty() ? fmt::format("/v1/{}s", *kind) : fmt::format("/v1/{}s/{{id}}", *kind);
     } else if (path.rfind(kCommands, 0) == 0 && path.size() > kCommands.size()) {
       c->route = "/v1/commands/{type}";
       arg = path.substr(kCommands.size());
@@ -783,6 +907,13 @@ struct Api::Impl {
     if (c->route == "/v1/log") {
       if (method != "GET") return method_not_allowed("GET");
       return read_log(c);
+    }
+    for (const auto& [name, kind] : kCatalogRoutes) {
+      if (c->route == fmt::format("/v1/{}s", name) ||
+          c->route == fmt::format("/v1/{}s/{{id}}", name)) {
+        if (method != "GET") return method_not_allowed("GET");
+        return catalog(c, kind, arg);
+      }
     }
     if (c->route == "/v1/commands/{type}") {
       if (method != "POST") return method_not_allowed("POST");

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "projections/runtime.h"
 
 namespace engram::http {
 
@@ -44,6 +45,10 @@ struct ApiOptions {
   Authenticator authenticate;
   bool access_log = true;
   std::string openapi_yaml;  // served at /v1/openapi.yaml
+  // The read models; null: the query routes answer 503.
+  projections::Runtime* read_side = nullptr;
+  // How long a query waits for min_position before answering 504.
+  uint64_t max_wait_ms = 5000;
 };
 
 class Api final : public Handler {

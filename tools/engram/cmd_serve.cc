@@ -13,6 +13,8 @@
 #include "commands/bus.h"
 #include "core/logging.h"
 #include "core/metrics.h"
+#include "projections/catalog.h"
+#include "projections/runtime.h"
 #include "tools/engram/cli.h"
 #include "tools/engram/commands.h"
 #include "tools/engram/serve_config.h"
@@ -109,6 +111,11 @@ int run_serve(const ServeFlags& flags) {
   commands::CommandBus bus(*log, log->keys(), bus_options);
 
   core::metrics::Registry metrics;
+  auto read_side =
+      projections::Runtime::start(*log, {std::make_shared<projections::CatalogProjection>()});
+  if (!read_side) return fail(kStorage, read_side.error().to_string());
+  (*read_side)->register_metrics(metrics);
+  config.api.read_side = read_side->get();
   config.api.openapi_yaml = kEngramOpenApiYaml;
   if (verifier) config.api.authenticate = make_authenticator(verifier);
   http::Api api(*log, bus, metrics, config.api);
@@ -136,6 +143,7 @@ int run_serve(const ServeFlags& flags) {
   // and are answered), then close the log, which drains its queue.
   (*server)->stop();
   server->reset();
+  read_side->reset();
   const core::Head head = log->head();
   log.reset();
   core::logging::write(L::info, "stopped", {{"head", head.position.value()}});

@@ -81,6 +81,8 @@ core::result<void> apply_config_file(const std::filesystem::path& path, ServeCon
       r = get_uint(v, k, 0, 600'000, c.server.shutdown_grace_ms);
     } else if (k == "max_events_per_request") {
       r = size(v, k, 1, 1000, c.api.max_events_per_request);
+    } else if (k == "max_wait_ms") {
+      r = get_uint(v, k, 0, 60'000, c.api.max_wait_ms);
     } else if (k == "max_page_size") {
       r = size(v, k, 1, 10'000, c.api.max_page_size);
     } else if (k == "state_cache_entries") {
