@@ -25,7 +25,7 @@ bool any_file_contains(const std::filesystem::path& dir, std::string_view needle
 
 }  // namespace
 
-TEST_CASE("aead: seal and open round-trip; wrong key, aad or bytes fail") {
+TEST_CASE("aead: seal and open round-trip, wrong key, aad or bytes fail") {
   AeadKey k{};
   random_bytes(k);
   const std::string sealed = aead_seal(k, "event-1", "the secret", "owner-a");

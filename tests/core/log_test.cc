@@ -320,7 +320,7 @@ TEST_CASE("wait_for and subscriptions: catch-up, then live") {
   CHECK(live->front().position() == Position(6));
 }
 
-TEST_CASE("a second writer cannot open a locked data dir; read-only opens can") {
+TEST_CASE("a second writer cannot open a locked data dir, but read-only opens can") {
   TempDir dir;
   auto log = open_or_die(dir.path());
   REQUIRE(append1(*log, "s", ExpectedVersion::any()));
@@ -455,7 +455,7 @@ TEST_CASE("verify passes on an intact log and names the first altered position")
   }
 }
 
-TEST_CASE("append_async: each callback once with the durable result; bad input fails at once") {
+TEST_CASE("append_async: each callback once with the durable result, bad input fails at once") {
   TempDir dir;
   std::mutex mu;
   std::condition_variable cv;

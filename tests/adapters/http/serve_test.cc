@@ -281,7 +281,7 @@ TEST_CASE("serve: graceful shutdown under load loses no acknowledged command") {
   MESSAGE(acked.size() << " commands acknowledged before SIGTERM, all present");
 }
 
-TEST_CASE("serve: bad settings exit 2 naming the problem; a data dir in use exits 4") {
+TEST_CASE("serve: bad settings exit 2 naming the problem, a data dir in use exits 4") {
   TempDir dir;
   const std::string data = (dir / "data").string();
   auto bad_config = [&](const std::string& text) {
