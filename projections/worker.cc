@@ -29,7 +29,7 @@ core::result<std::unique_ptr<Worker>> Worker::start(core::Log& log,
   if (options.max_batch_events == 0) {
     return core::make_error(core::errc::invalid_argument, "max_batch_events must be > 0");
   }
-  auto store = log.model_store(store_name(*projection));
+  auto store = log.model_store(options.store.empty() ? store_name(*projection) : options.store);
   if (!store) return store.error();
   std::unique_ptr<Worker> w(new Worker(log, std::move(projection), **store, std::move(options)));
   w->thread_ = std::thread([raw = w.get()] { raw->run(); });
@@ -155,6 +155,16 @@ void Worker::run() {
     auto events = subscription->next(options_.max_batch_events, options_.idle_wait_ms);
     if (!events) {
       return fail(fmt::format("reading the log: {}", events.error().to_string()));
+    }
+    if (options_.until.value() != 0) {
+      while (!events->empty() && events->back().position() > options_.until) events->pop_back();
+      if (events->empty() && store_->checkpoint() >= options_.until) {
+        // A point-in-time model is complete: wait for stop().
+        settle_waiters(false);
+        std::unique_lock lock(mu_);
+        progressed_.wait_for(lock, options_.idle_wait_ms, [&] { return stopping_; });
+        continue;
+      }
     }
     if (events->empty()) {
       settle_waiters(false);  // deadlines

@@ -38,6 +38,12 @@ struct WorkerOptions {
   // Fault point for tests: called after apply() and before the commit of
   // every batch, with the batch's last position.
   std::function<void(core::Position)> before_commit;
+  // The store to build; empty: store_name(projection). A scratch store
+  // (replay verify) is built under another name.
+  std::string store;
+  // Apply nothing after this position (a point-in-time model); 0: follow
+  // the log for ever.
+  core::Position until;
 };
 
 struct WorkerStats {

@@ -1,4 +1,4 @@
-// engram replay: reading the log back (dump).
+// engram replay: reading the log back (dump); rebuild and verify are in cmd_rebuild.cc.
 
 #include <fmt/format.h>
 
@@ -117,6 +117,7 @@ void add_replay_command(CLI::App& app, int& exit_code) {
   dump->add_option("--stream", o->stream, "Only this stream");
   dump->add_option("--format", o->format, "json (NDJSON) or table")->capture_default_str();
   dump->callback([o, &exit_code] { exit_code = run_dump(*o); });
+  add_rebuild_commands(*replay, exit_code);
 }
 
 }  // namespace engram::cli

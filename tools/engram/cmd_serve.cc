@@ -13,7 +13,7 @@
 #include "commands/bus.h"
 #include "core/logging.h"
 #include "core/metrics.h"
-#include "projections/catalog.h"
+#include "projections/registry.h"
 #include "projections/runtime.h"
 #include "tools/engram/cli.h"
 #include "tools/engram/commands.h"
@@ -111,8 +111,7 @@ int run_serve(const ServeFlags& flags) {
   commands::CommandBus bus(*log, log->keys(), bus_options);
 
   core::metrics::Registry metrics;
-  auto read_side =
-      projections::Runtime::start(*log, {std::make_shared<projections::CatalogProjection>()});
+  auto read_side = projections::Runtime::start(*log, projections::all_projections());
   if (!read_side) return fail(kStorage, read_side.error().to_string());
   (*read_side)->register_metrics(metrics);
   config.api.read_side = read_side->get();
