@@ -3,6 +3,7 @@
 #include <flatbuffers/flexbuffers.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace engram::core {
@@ -128,6 +129,31 @@ result<nlohmann::json> flex_to_json(std::span<const uint8_t> bytes, size_t max_d
     return make_error(errc::corruption, "FlexBuffer nests too deep or holds an unsupported type");
   }
   return out;
+}
+
+size_t json_nesting_depth(std::string_view text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
 }
 
 }  // namespace engram::core

@@ -7,12 +7,19 @@
 #include <nlohmann/json_fwd.hpp>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "core/result.h"
 
 namespace engram::core {
 
 inline constexpr size_t kMaxJsonDepth = 64;
+
+// The deepest nesting of objects and arrays in a JSON text, counted on the
+// raw bytes so a parser never sees input that could exhaust its stack (or a
+// destructor's). Text that is not JSON may be miscounted; the parser rejects
+// it anyway.
+size_t json_nesting_depth(std::string_view text);
 
 // Encodes a JSON value as a FlexBuffer. Fails with errc::invalid_argument
 // when nested deeper than max_depth.

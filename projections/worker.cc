@@ -118,14 +118,15 @@ void Worker::fail(std::string why) {
 
 core::result<void> Worker::apply_batch(const std::vector<core::RecordedEvent>& events) {
   ENGRAM_ASSERT(!events.empty());
-  std::vector<core::RecordedEvent> wanted;
-  if (types_.empty()) {
-    wanted = events;
-  } else {
+  // Only a projection that names its types needs a filtered copy.
+  std::vector<core::RecordedEvent> filtered;
+  if (!types_.empty()) {
     for (const auto& e : events) {
-      if (types_.count(std::string(e.type())) > 0) wanted.push_back(e);
+      if (types_.count(std::string(e.type())) > 0) filtered.push_back(e);
     }
   }
+  const std::span<const core::RecordedEvent> wanted =
+      types_.empty() ? std::span<const core::RecordedEvent>(events) : filtered;
   auto batch = store_->batch();
   if (!wanted.empty()) {
     if (auto r = projection_->apply(wanted, batch); !r) return r;

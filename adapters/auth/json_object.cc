@@ -4,49 +4,12 @@
 #include <set>
 #include <vector>
 
+#include "core/flexjson.h"
+
 namespace engram::auth::detail {
-namespace {
-
-// The deepest nesting of objects and arrays, counted on the raw text so that
-// the recursive parser never sees input that could exhaust the stack. Text
-// that is not JSON may be miscounted; the parser rejects it anyway.
-int nesting_depth(std::string_view text) {
-  int depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        in_string = true;
-        break;
-      case '{':
-      case '[':
-        deepest = std::max(deepest, ++depth);
-        break;
-      case '}':
-      case ']':
-        --depth;
-        break;
-      default:
-        break;
-    }
-  }
-  return deepest;
-}
-
-}  // namespace
 
 std::optional<nlohmann::json> parse_object(std::string_view text, int max_depth, std::string& why) {
-  if (nesting_depth(text) > max_depth) {
+  if (core::json_nesting_depth(text) > static_cast<size_t>(max_depth)) {
     why = "JSON nests deeper than " + std::to_string(max_depth) + " levels";
     return std::nullopt;
   }

@@ -22,6 +22,9 @@ namespace {
 using commands::Role;
 using nlohmann::json;
 
+// A catalog cursor is a record id (ids are at most 128 bytes).
+constexpr size_t kMaxCursorBytes = 256;
+
 // The method label of requests the server refused before parsing a method.
 const std::string kNoMethod = "-";
 
@@ -90,33 +93,6 @@ Target split_target(std::string_view target) {
     t.query.emplace_back(std::move(*k), std::move(*v));
   }
   return t;
-}
-
-// Nesting depth of a JSON text, counted before parsing so that a hostile
-// document cannot make the parser or the destructor recurse deeply.
-size_t json_depth(std::string_view text) {
-  size_t depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return max_depth;
 }
 
 const std::pair<const char*, projections::CatalogKind> kCatalogRoutes[] = {
@@ -417,7 +393,7 @@ struct Api::Impl {
       fail(c, {415, "unsupported_media_type", "the body must be application/json", {}, {}, {}});
       return false;
     }
-    if (json_depth(c->req.body) > options.max_json_depth) {
+    if (core::json_nesting_depth(c->req.body) > options.max_json_depth) {
       fail(c, {400,
                "malformed_json",
                fmt::format("JSON nests deeper than {} levels", options.max_json_depth),
@@ -769,8 +745,13 @@ struct Api::Impl {
     auto limit = query_u64(c, "limit", options.default_page_size, 1, options.max_page_size);
     if (!limit) return;
     const std::string cursor = query(*c, "cursor").value_or("");
-    if (cursor.size() > 256) {
-      fail(c, {400, "bad_query", "cursor is too long", "cursor", {}, {}});
+    if (cursor.size() > kMaxCursorBytes) {
+      fail(c, {400,
+               "bad_query",
+               fmt::format("cursor is over {} bytes", kMaxCursorBytes),
+               "cursor",
+               {},
+               {}});
       return;
     }
     read_model(
@@ -779,7 +760,7 @@ struct Api::Impl {
          rid = c->request_id](const projections::Worker& w) {
           if (!id.empty()) {
             auto r = projections::get_catalog(w.store(), kind, id);
-            if (!r) return json_response(500, {{"error", r.error().to_string()}});
+            if (!r) return problem_response(problem_from_log(r.error()), instance, rid);
             if (!r->has_value()) {
               Problem p{404, "not_found", fmt::format("no such record '{}'", id), {}, {}, {}};
               return problem_response(p, instance, rid);
@@ -792,7 +773,7 @@ struct Api::Impl {
           q.cursor = cursor;
           q.limit = limit;
           auto page = projections::list_catalog(w.store(), q);
-          if (!page) return json_response(500, {{"error", page.error().to_string()}});
+          if (!page) return problem_response(problem_from_log(page.error()), instance, rid);
           json out = {
               {"items", page->items},
               {"next_cursor", page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor)}};

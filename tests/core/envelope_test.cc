@@ -103,3 +103,12 @@ TEST_CASE("UUIDs parse, print and order by time") {
   CHECK_FALSE(Uuid::parse("0190f0d0-0000-7000-8000-00000000000g"));
   CHECK(Uuid::parse("0190F0D000007000800000000000000A"));
 }
+
+TEST_CASE("json_nesting_depth counts objects and arrays, not brackets inside strings") {
+  CHECK(json_nesting_depth("") == 0);
+  CHECK(json_nesting_depth("42") == 0);
+  CHECK(json_nesting_depth(R"({"a": [1, {"b": []}]})") == 4);
+  CHECK(json_nesting_depth(R"({"s": "[[[{{{\"]]]"})") == 1);
+  CHECK(json_nesting_depth(std::string(100, '[') + std::string(100, ']')) == 100);
+  CHECK(json_nesting_depth("]]]][") == 1);  // stray closers do not go below zero
+}

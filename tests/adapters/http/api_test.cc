@@ -85,6 +85,14 @@ TEST_CASE("api: a failed fsync gives 500, then 503 with Retry-After, and /readyz
   CHECK(p.call("GET", "/v1/streams/agent-a1").status == 200);
 }
 
+TEST_CASE("api: queries without a running read model answer 503 with Retry-After") {
+  InProcess p;
+  auto r = p.call("GET", "/v1/agents");
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body)["code"] == "read_model_unavailable");
+  CHECK(InProcess::header(r, "Retry-After") == "5");
+}
+
 TEST_CASE("api: protocol errors are problem documents with stable codes") {
   InProcess p;
   auto big = p.api->protocol_error(413, "too big", "127.0.0.1");
