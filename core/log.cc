@@ -612,14 +612,24 @@ result<void> Log::drop_model_store(std::string_view name) {
     return make_error(errc::not_found, fmt::format("no read model '{}'", name));
   }
   if (!impl_->writer) return make_error(errc::read_only, "the log is open read-only");
-  rocksdb::ColumnFamilyHandle* handle = it->second->family();
-  if (auto s = impl_->db->DropColumnFamily(handle); !s.ok()) {
+  if (auto s = impl_->db->DropColumnFamily(it->second->family()); !s.ok()) {
     return from_status(s, fmt::format("dropping read model '{}'", name));
   }
-  impl_->handles.erase(std::find(impl_->handles.begin(), impl_->handles.end(), handle));
-  (void)impl_->db->DestroyColumnFamilyHandle(handle);
+  std::error_code ec;
+  std::filesystem::remove_all(model_dir(name), ec);
+  if (ec) {
+    return make_error(errc::io_error,
+                      fmt::format("removing {}: {}", model_dir(name).string(), ec.message()));
+  }
+  // The handle stays open (in `handles`) until the log closes: RocksDB keeps
+  // a dropped family readable through it, for readers still holding it.
+  impl_->retired_models.push_back(std::move(it->second));
   impl_->models.erase(it);
   return {};
+}
+
+std::filesystem::path Log::model_dir(std::string_view name) const {
+  return impl_->dir / "models" / std::string(name);
 }
 
 std::vector<std::string> Log::model_stores() const {

@@ -233,11 +233,16 @@ class Log {
 
   // The store of read model `name` (1..kMaxModelNameBytes of [a-z0-9_.@-]),
   // created when missing (not on a read-only log). Stores live as long as
-  // the Log; a store must not be used after drop_model_store() of its name.
+  // the Log, dropped ones too: a reader holding a dropped store keeps
+  // reading what it held, but nothing writes to it any more.
   static constexpr size_t kMaxModelNameBytes = 64;
   result<ModelStore*> model_store(std::string_view name);
-  // Deletes a store and all its data (a replaced model version).
+  // Deletes a store and all its data (a replaced model version), including
+  // its model_dir().
   result<void> drop_model_store(std::string_view name);
+  // Where a read model keeps files outside RocksDB (a full-text index, a
+  // vector index snapshot): <dir>/models/<name>. Not created here.
+  std::filesystem::path model_dir(std::string_view name) const;
   // The names of the stores that exist.
   std::vector<std::string> model_stores() const;
 

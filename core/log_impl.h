@@ -51,6 +51,9 @@ struct Log::Impl {
   std::shared_ptr<rocksdb::Cache> block_cache;
   std::mutex models_mu;  // guards models and, for model families, handles
   std::map<std::string, std::unique_ptr<ModelStore>, std::less<>> models;
+  // Dropped stores, kept (with their family handles, in `handles`) until the
+  // log closes, so a reader that still holds one reads what it held.
+  std::vector<std::unique_ptr<ModelStore>> retired_models;
   std::unique_ptr<GroupCommitWriter> writer;  // null when read-only
 
   ~Impl();

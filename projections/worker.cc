@@ -61,14 +61,14 @@ void Worker::when_reached(core::Position position, std::chrono::milliseconds tim
                           std::function<void(bool)> done) {
   {
     std::lock_guard lock(mu_);
-    if (store_->checkpoint() < position && !stats_.failed && !stopping_ &&
+    if (this->position() < position && !stats_.failed && !stopping_ &&
         waiters_.size() < kMaxWaiters) {
       waiters_.push_back(
           Waiter{position, std::chrono::steady_clock::now() + timeout, std::move(done)});
       return;
     }
   }
-  done(store_->checkpoint() >= position);
+  done(this->position() >= position);
 }
 
 void Worker::settle_waiters(bool all) {
@@ -76,7 +76,7 @@ void Worker::settle_waiters(bool all) {
   {
     std::lock_guard lock(mu_);
     const auto now = std::chrono::steady_clock::now();
-    const core::Position at = store_->checkpoint();
+    const core::Position at = position();
     const bool give_up = all || stats_.failed || stopping_;
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       const bool reached = at >= it->position;
@@ -94,15 +94,15 @@ void Worker::settle_waiters(bool all) {
 bool Worker::wait_for(core::Position position, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mu_);
   progressed_.wait_for(lock, timeout, [&] {
-    return store_->checkpoint() >= position || stats_.failed || stopping_;
+    return this->position() >= position || stats_.failed || stopping_;
   });
-  return store_->checkpoint() >= position;
+  return this->position() >= position;
 }
 
 WorkerStats Worker::stats() const {
   std::lock_guard lock(mu_);
   WorkerStats s = stats_;
-  s.position = store_->checkpoint();
+  s.position = position();
   return s;
 }
 
@@ -116,28 +116,35 @@ void Worker::fail(std::string why) {
   settle_waiters(true);
 }
 
+std::vector<core::RecordedEvent> Worker::wanted(
+    const std::vector<core::RecordedEvent>& events) const {
+  std::vector<core::RecordedEvent> out;
+  for (const auto& e : events) {
+    if (types_.count(std::string(e.type())) > 0) out.push_back(e);
+  }
+  return out;
+}
+
 core::result<void> Worker::apply_batch(const std::vector<core::RecordedEvent>& events) {
   ENGRAM_ASSERT(!events.empty());
   // Only a projection that names its types needs a filtered copy.
   std::vector<core::RecordedEvent> filtered;
-  if (!types_.empty()) {
-    for (const auto& e : events) {
-      if (types_.count(std::string(e.type())) > 0) filtered.push_back(e);
-    }
-  }
-  const std::span<const core::RecordedEvent> wanted =
+  if (!types_.empty()) filtered = wanted(events);
+  const std::span<const core::RecordedEvent> chosen =
       types_.empty() ? std::span<const core::RecordedEvent>(events) : filtered;
   auto batch = store_->batch();
-  if (!wanted.empty()) {
-    if (auto r = projection_->apply(wanted, batch); !r) return r;
+  if (!chosen.empty()) {
+    if (auto r = projection_->apply(chosen, batch); !r) return r;
   }
   const core::Position last = events.back().position();
   if (options_.before_commit) options_.before_commit(last);
   if (auto r = store_->commit(batch, last); !r) return r;
+  if (auto r = projection_->committed(*store_, last); !r) return r;
+  published_.store(last.value(), std::memory_order_release);
   {
     std::lock_guard lock(mu_);
-    stats_.events_applied += wanted.size();
-    stats_.events_skipped += events.size() - wanted.size();
+    stats_.events_applied += chosen.size();
+    stats_.events_skipped += events.size() - chosen.size();
     ++stats_.batches;
     stats_.last_commit_unix_ms = unix_ms_now();
   }
@@ -146,7 +153,46 @@ core::result<void> Worker::apply_batch(const std::vector<core::RecordedEvent>& e
   return {};
 }
 
+core::result<void> Worker::open_indexes() {
+  const std::filesystem::path dir = log_.model_dir(store_->name());
+  auto at = projection_->open(*store_, dir);
+  if (!at) return at.error();
+  const core::Position checkpoint = store_->checkpoint();
+  if (*at > checkpoint) {
+    return core::make_error(core::errc::corruption,
+                            fmt::format("the index in {} is at position {}, past its store's "
+                                        "checkpoint {}",
+                                        dir.string(), at->value(), checkpoint.value()));
+  }
+  core::Subscription tail(log_, *at);
+  while (tail.position() < checkpoint) {
+    auto events = tail.next(options_.max_batch_events, std::chrono::milliseconds(0));
+    if (!events) return events.error();
+    if (events->empty()) break;  // the log ends before the checkpoint: nothing more to read
+    while (!events->empty() && events->back().position() > checkpoint) events->pop_back();
+    if (events->empty()) break;
+    std::vector<core::RecordedEvent> filtered;
+    if (!types_.empty()) filtered = wanted(*events);
+    const auto& chosen = types_.empty() ? *events : filtered;
+    if (!chosen.empty()) {
+      if (auto r = projection_->refresh(chosen, *store_); !r) return r;
+    }
+  }
+  published_.store(checkpoint.value(), std::memory_order_release);
+  return {};
+}
+
 void Worker::run() {
+  if (auto r = open_indexes(); !r) {
+    return fail(fmt::format("{}: opening its indexes: {}", store_name(*projection_),
+                            r.error().to_string()));
+  }
+  follow();
+  projection_->close(*store_);
+}
+
+void Worker::follow() {
+  settle_waiters(false);
   auto subscription = log_.subscribe(store_->checkpoint());
   for (;;) {
     {

@@ -15,6 +15,7 @@
 //   says why, and the model stays at its last good checkpoint.
 // - The Log must outlive the worker. The destructor stops and joins.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -67,7 +68,11 @@ class Worker {
 
   const Projection& projection() const { return *projection_; }
   const core::ModelStore& store() const { return *store_; }
-  core::Position position() const { return store_->checkpoint(); }
+  // The last position applied to the store and to the projection's indexes
+  // outside it (projection.h).
+  core::Position position() const {
+    return core::Position(published_.load(std::memory_order_acquire));
+  }
   bool wait_for(core::Position position, std::chrono::milliseconds timeout) const;
   // The same wait without blocking a thread: `done(reached)` is called once,
   // on the worker's thread or at once on this one, when position() reaches
@@ -84,8 +89,12 @@ class Worker {
   Worker(core::Log& log, std::shared_ptr<Projection> projection, core::ModelStore& store,
          WorkerOptions options);
   void run();
+  void follow();
   core::result<void> apply_batch(const std::vector<core::RecordedEvent>& events);
   void fail(std::string why);
+  // open() and refresh() of the projection's outside indexes.
+  core::result<void> open_indexes();
+  std::vector<core::RecordedEvent> wanted(const std::vector<core::RecordedEvent>& events) const;
   // Calls the waiters whose position is reached or whose time is up.
   void settle_waiters(bool all);
 
@@ -94,6 +103,7 @@ class Worker {
   core::ModelStore* store_;
   WorkerOptions options_;
   std::unordered_set<std::string> types_;  // empty: all
+  std::atomic<uint64_t> published_{0};
 
   mutable std::mutex mu_;
   mutable std::condition_variable progressed_;
