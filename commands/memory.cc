@@ -12,6 +12,7 @@
 #include "commands/input.h"
 #include "core/crypto.h"
 #include "schemas/domain/memories_generated.h"
+#include "schemas/domain/memory_seal.h"
 
 namespace engram::commands::memory {
 namespace fb = engram::domain;
@@ -30,18 +31,6 @@ namespace {
 
 const std::string& owner_of(const Command& c) {
   return std::visit([](const auto& x) -> const std::string& { return x.owner; }, c.v);
-}
-
-// Binding the owner and memory id into the seal stops sealed bytes from
-// being replayed under another memory.
-std::string content_aad(std::string_view owner, std::string_view memory_id) {
-  std::string aad;
-  aad.append(owner).push_back('\0');
-  aad.append(memory_id);
-  return aad;
-}
-std::string embedding_aad(std::string_view owner, std::string_view memory_id) {
-  return content_aad(owner, memory_id) + std::string("\0embedding", 10);
 }
 
 }  // namespace
@@ -116,13 +105,13 @@ result<Events> store(const State& s, const Store& m, const Context& ctx) {
   // and key seals to the same bytes, so it stays idempotent.
   const std::string seed = ctx.ids.at(0).to_string();
   const std::string content =
-      core::aead_seal(ctx.key->key, seed, m.content, content_aad(m.owner, m.memory_id));
+      core::aead_seal(ctx.key->key, seed, m.content, domain::memory_content_aad(m.owner, m.memory_id));
   std::string embedding;
   if (m.embedding) {
     const std::string_view raw(reinterpret_cast<const char*>(m.embedding->data()),
                                m.embedding->size() * sizeof(float));
     embedding = core::aead_seal(ctx.key->key, seed + "/embedding", raw,
-                                embedding_aad(m.owner, m.memory_id));
+                                domain::memory_embedding_aad(m.owner, m.memory_id));
   }
   flat::Builder b;
   const auto owner = flat::str(b, m.owner);
@@ -229,11 +218,11 @@ void render_sealed(nlohmann::json& j, const fb::MemoryStored& e, const RenderCon
   if (!live) return;
   const core::AeadKey& k = (*key)->key;
   if (auto content =
-          core::aead_open(k, flat::view(e.sealed_content()), content_aad(owner, memory_id))) {
+          core::aead_open(k, flat::view(e.sealed_content()), domain::memory_content_aad(owner, memory_id))) {
     j["content"] = std::move(*content);
   }
   if (e.sealed_embedding() == nullptr) return;
-  auto raw = core::aead_open(k, flat::view(e.sealed_embedding()), embedding_aad(owner, memory_id));
+  auto raw = core::aead_open(k, flat::view(e.sealed_embedding()), domain::memory_embedding_aad(owner, memory_id));
   if (!raw || raw->size() % sizeof(float) != 0) return;
   std::vector<float> values(raw->size() / sizeof(float));
   std::memcpy(values.data(), raw->data(), raw->size());

@@ -37,6 +37,8 @@ const char* errc_name(errc e) noexcept {
       return "locked";
     case errc::shutting_down:
       return "shutting_down";
+    case errc::internal:
+      return "internal";
   }
   return "unknown";
 }

@@ -20,6 +20,7 @@ enum class errc : int {
   not_found = 9,               // no such log, stream or position
   locked = 10,                 // another process holds the data directory
   shutting_down = 11,          // the log is closing and accepts no new work
+  internal = 12,               // a library failed in a way it should not
 };
 
 const std::error_category& log_category() noexcept;

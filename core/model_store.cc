@@ -95,22 +95,41 @@ result<std::optional<std::string>> ModelStore::get(std::string_view key) const {
   return std::optional<std::string>(std::move(value));
 }
 
-result<std::vector<std::pair<std::string, std::string>>> ModelStore::scan(std::string_view prefix,
-                                                                          std::string_view from,
-                                                                          size_t limit) const {
-  std::vector<std::pair<std::string, std::string>> out;
-  limit = std::min(limit, kMaxScanEntries);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family_));
+namespace {
+
+using Entries = std::vector<std::pair<std::string, std::string>>;
+
+result<Entries> scan_iterator(rocksdb::Iterator& it, std::string_view prefix, std::string_view from,
+                              size_t limit) {
+  Entries out;
+  limit = std::min(limit, ModelStore::kMaxScanEntries);
   const std::string_view start = from > prefix ? from : prefix;
-  for (it->Seek(rocksdb::Slice(start.data(), start.size())); it->Valid() && out.size() < limit;
-       it->Next()) {
-    const std::string_view k = it->key().ToStringView();
+  for (it.Seek(rocksdb::Slice(start.data(), start.size())); it.Valid() && out.size() < limit;
+       it.Next()) {
+    const std::string_view k = it.key().ToStringView();
     if (k.substr(0, prefix.size()) != prefix) break;
     if (!k.empty() && k.front() == '\0') continue;
-    out.emplace_back(std::string(k), it->value().ToString());
+    out.emplace_back(std::string(k), it.value().ToString());
   }
-  if (!it->status().ok()) return from_status(it->status(), "scanning a read model");
+  if (!it.status().ok()) return from_status(it.status(), "scanning a read model");
   return out;
+}
+
+}  // namespace
+
+result<Entries> ModelStore::scan(std::string_view prefix, std::string_view from,
+                                 size_t limit) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family_));
+  return scan_iterator(*it, prefix, from, limit);
+}
+
+result<Entries> ModelStore::Batch::scan(std::string_view prefix, std::string_view from,
+                                        size_t limit) const {
+  auto& b = const_cast<rocksdb::WriteBatchWithIndex&>(batch_);
+  // The batch's iterator takes ownership of the base iterator.
+  std::unique_ptr<rocksdb::Iterator> it(b.NewIteratorWithBase(
+      store_.family_, store_.db_->NewIterator(rocksdb::ReadOptions(), store_.family_)));
+  return scan_iterator(*it, prefix, from, limit);
 }
 
 }  // namespace engram::core

@@ -44,6 +44,11 @@ class ModelStore {
     result<void> del(std::string_view key);
     // The batch's own write for `key`, else the store's committed value.
     result<std::optional<std::string>> get(std::string_view key) const;
+    // As ModelStore::scan, over the store's committed data with the batch's
+    // own writes applied.
+    result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view prefix,
+                                                                  std::string_view from,
+                                                                  size_t limit) const;
     size_t count() const { return count_; }
 
    private:

@@ -192,6 +192,7 @@ void Worker::run() {
 }
 
 void Worker::follow() {
+  progressed_.notify_all();  // open_indexes() published the checkpoint
   settle_waiters(false);
   auto subscription = log_.subscribe(store_->checkpoint());
   for (;;) {

@@ -36,6 +36,18 @@ TEST_CASE("model store: batches see their own writes, commit moves data and chec
     CHECK(s.scan("n/", "n/b", 100)->size() == 1);
     CHECK(s.scan("n/", "", 1)->size() == 1);
 
+    // A batch scans the committed data with its own writes applied.
+    auto edit = s.batch();
+    REQUIRE(edit.del("n/a"));
+    REQUIRE(edit.put("n/c", "9"));
+    REQUIRE(edit.put("n/b", "8"));
+    auto seen = edit.scan("n/", "", 100);
+    REQUIRE(seen);
+    REQUIRE(seen->size() == 2);
+    CHECK((*seen)[0] == std::pair<std::string, std::string>("n/b", "8"));
+    CHECK((*seen)[1] == std::pair<std::string, std::string>("n/c", "9"));
+    CHECK(s.scan("n/", "", 100)->size() == 2);  // the store is unchanged until commit
+
     // Reserved and oversized keys are refused.
     auto bad = s.batch();
     CHECK(!bad.put(std::string("\0x", 2), "v"));
