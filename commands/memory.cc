@@ -104,8 +104,8 @@ result<Events> store(const State& s, const Store& m, const Context& ctx) {
   // The event id makes each seal's nonce unique; a retry with the same id
   // and key seals to the same bytes, so it stays idempotent.
   const std::string seed = ctx.ids.at(0).to_string();
-  const std::string content =
-      core::aead_seal(ctx.key->key, seed, m.content, domain::memory_content_aad(m.owner, m.memory_id));
+  const std::string content = core::aead_seal(ctx.key->key, seed, m.content,
+                                              domain::memory_content_aad(m.owner, m.memory_id));
   std::string embedding;
   if (m.embedding) {
     const std::string_view raw(reinterpret_cast<const char*>(m.embedding->data()),
@@ -217,12 +217,13 @@ void render_sealed(nlohmann::json& j, const fb::MemoryStored& e, const RenderCon
   j["content_forgotten"] = !live;
   if (!live) return;
   const core::AeadKey& k = (*key)->key;
-  if (auto content =
-          core::aead_open(k, flat::view(e.sealed_content()), domain::memory_content_aad(owner, memory_id))) {
+  if (auto content = core::aead_open(k, flat::view(e.sealed_content()),
+                                     domain::memory_content_aad(owner, memory_id))) {
     j["content"] = std::move(*content);
   }
   if (e.sealed_embedding() == nullptr) return;
-  auto raw = core::aead_open(k, flat::view(e.sealed_embedding()), domain::memory_embedding_aad(owner, memory_id));
+  auto raw = core::aead_open(k, flat::view(e.sealed_embedding()),
+                             domain::memory_embedding_aad(owner, memory_id));
   if (!raw || raw->size() % sizeof(float) != 0) return;
   std::vector<float> values(raw->size() / sizeof(float));
   std::memcpy(values.data(), raw->data(), raw->size());

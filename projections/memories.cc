@@ -15,6 +15,7 @@
 
 #include "core/assert.h"
 #include "core/crypto.h"
+#include "core/logging.h"
 #include "core/sha256.h"
 #include "schemas/domain/memories_generated.h"
 #include "schemas/domain/memory_seal.h"
@@ -98,9 +99,15 @@ MemoriesProjection::Meta meta_of(std::string memory_id, const json& j) {
 // "ENGRAM-MEMVEC-01", then little-endian fields (u32/u64/f64, strings as u32
 // length + bytes), then SHA-256 of everything before it.
 
-void put_u32(std::string& o, uint32_t v) { o.append(reinterpret_cast<const char*>(&v), 4); }
-void put_u64(std::string& o, uint64_t v) { o.append(reinterpret_cast<const char*>(&v), 8); }
-void put_f64(std::string& o, double v) { o.append(reinterpret_cast<const char*>(&v), 8); }
+void put_u32(std::string& o, uint32_t v) {
+  o.append(reinterpret_cast<const char*>(&v), 4);
+}
+void put_u64(std::string& o, uint64_t v) {
+  o.append(reinterpret_cast<const char*>(&v), 8);
+}
+void put_f64(std::string& o, double v) {
+  o.append(reinterpret_cast<const char*>(&v), 8);
+}
 void put_str(std::string& o, std::string_view s) {
   put_u32(o, static_cast<uint32_t>(s.size()));
   o.append(s);
@@ -199,8 +206,7 @@ std::vector<std::string> MemoriesProjection::event_types() const {
 }
 
 std::string MemoriesProjection::embedder_tag() const {
-  return fmt::format("{}/{}/{}", embedder_->name(), embedder_->version(),
-                     embedder_->dimensions());
+  return fmt::format("{}/{}/{}", embedder_->name(), embedder_->version(), embedder_->dimensions());
 }
 
 MemoriesIndexReport MemoriesProjection::report() const {
@@ -222,8 +228,9 @@ core::result<void> MemoriesProjection::stage_stored(const core::RecordedEvent& e
   const schema::Aligned payload(e.payload());
   const auto* ev = schema::verified<d::MemoryStored>(payload);
   if (ev == nullptr) {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("MemoryStored at {} does not verify", e.position().value()));
+    return core::make_error(
+        core::errc::corruption,
+        fmt::format("MemoryStored at {} does not verify", e.position().value()));
   }
   const std::string owner = str(ev->owner());
   const std::string id = str(ev->memory_id());
@@ -238,8 +245,8 @@ core::result<void> MemoriesProjection::stage_stored(const core::RecordedEvent& e
   std::vector<float> vector;
   std::string sealed_vector;
   if (ev->sealed_embedding() != nullptr && ev->sealed_embedding()->size() > 0) {
-    auto raw = core::aead_open(k, bytes_view(ev->sealed_embedding()),
-                               d::memory_embedding_aad(owner, id));
+    auto raw =
+        core::aead_open(k, bytes_view(ev->sealed_embedding()), d::memory_embedding_aad(owner, id));
     if (!raw) return raw.error();
     if (raw->size() == dims * sizeof(float)) {
       vector = floats_of(*raw);
@@ -263,12 +270,9 @@ core::result<void> MemoriesProjection::stage_stored(const core::RecordedEvent& e
     for (const auto* t : *ev->tags()) tags.push_back(t->str());
   }
   const int64_t stored_at_ms = e.recorded_at_ns() / 1'000'000;
-  const json record = {{"importance", ev->importance()},
-                       {"tags", tags},
-                       {"stored_at_ms", stored_at_ms},
-                       {"position", e.position().value()},
-                       {"key_generation", ev->key_generation()},
-                       {"reinforcements", 0}};
+  const json record = {{"importance", ev->importance()},         {"tags", tags},
+                       {"stored_at_ms", stored_at_ms},           {"position", e.position().value()},
+                       {"key_generation", ev->key_generation()}, {"reinforcements", 0}};
   if (auto r = batch.put(mem_key(owner, id), record.dump()); !r) return r;
   if (auto r = batch.put(txt_key(owner, id), bytes_view(ev->sealed_content())); !r) return r;
   if (auto r = batch.put(vec_key(owner, id), sealed_vector); !r) return r;
@@ -394,8 +398,9 @@ core::result<void> MemoriesProjection::committed(const core::ModelStore& store,
   changes_since_snapshot_ += staged_.size();
   staged_.clear();
   const int64_t now = unix_ms_now();
-  const bool due = changes_since_snapshot_ >= options_.snapshot_every_changes &&
-                   now - last_snapshot_ms_ >= static_cast<int64_t>(options_.snapshot_min_interval_ms);
+  const bool due =
+      changes_since_snapshot_ >= options_.snapshot_every_changes &&
+      now - last_snapshot_ms_ >= static_cast<int64_t>(options_.snapshot_min_interval_ms);
   if (forgotten_since_snapshot_ || due) return write_snapshot(position);
   return {};
 }
@@ -461,13 +466,12 @@ core::result<void> MemoriesProjection::load_owner_from_store(const core::ModelSt
         return core::make_error(core::errc::corruption,
                                 fmt::format("memories: {} has no vector", k));
       }
-      auto raw =
-          core::aead_open((*key)->key, **sealed, d::memory_embedding_aad(owner, id));
+      auto raw = core::aead_open((*key)->key, **sealed, d::memory_embedding_aad(owner, id));
       if (!raw) return raw.error();
       if (raw->size() != options_.index.dimensions * sizeof(float)) {
-        return core::make_error(core::errc::corruption,
-                                fmt::format("memories: the vector of {} has {} bytes", k,
-                                            raw->size()));
+        return core::make_error(
+            core::errc::corruption,
+            fmt::format("memories: the vector of {} has {} bytes", k, raw->size()));
       }
       std::vector<float> v = floats_of(*raw);
       normalise(v);
@@ -626,6 +630,10 @@ core::result<core::Position> MemoriesProjection::open(const core::ModelStore& st
     std::unique_lock lock(mu_);
     report_.snapshot_loaded = true;
     report_.snapshot_position = *snap;
+    core::logging::write(core::logging::Level::info, "memories index loaded from its snapshot",
+                         {{"store", store.name()},
+                          {"snapshot_position", snap->value()},
+                          {"checkpoint", store.checkpoint().value()}});
     return *snap;
   }
   {
@@ -636,6 +644,10 @@ core::result<core::Position> MemoriesProjection::open(const core::ModelStore& st
              : snap.error().message;
   }
   if (auto r = rebuild_from_store(store); !r) return r.error();
+  core::logging::write(core::logging::Level::info, "memories index rebuilt from the store",
+                       {{"store", store.name()},
+                        {"checkpoint", store.checkpoint().value()},
+                        {"why", report_.snapshot_problem}});
   return store.checkpoint();
 }
 
@@ -738,9 +750,10 @@ core::result<std::vector<MemoryHit>> search_memories(const MemoriesProjection& p
     return true;
   };
   const bool filtered = !q.tags.empty() || q.min_importance > 0;
-  auto candidates = projection.nearest(q.owner, query, std::max(q.k, kMemoryCandidates),
-                                       filtered ? std::function<bool(const MemoriesProjection::Meta&)>(keep)
-                                                : std::function<bool(const MemoriesProjection::Meta&)>());
+  auto candidates =
+      projection.nearest(q.owner, query, std::max(q.k, kMemoryCandidates),
+                         filtered ? std::function<bool(const MemoriesProjection::Meta&)>(keep)
+                                  : std::function<bool(const MemoriesProjection::Meta&)>());
   if (!candidates) return candidates.error();
 
   std::vector<MemoryHit> ranked;

@@ -252,8 +252,7 @@ core::result<std::unique_ptr<VectorIndex>> VectorIndex::deserialize(std::string_
     ViewReader reader(bytes);
     index.reset(faiss::read_index(&reader));
   } catch (const std::exception& e) {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("not a FAISS index: {}", e.what()));
+    return core::make_error(core::errc::corruption, fmt::format("not a FAISS index: {}", e.what()));
   }
   auto* ivf = dynamic_cast<faiss::IndexIVFFlat*>(index.get());
   if (ivf == nullptr || ivf->metric_type != faiss::METRIC_INNER_PRODUCT ||
@@ -263,8 +262,8 @@ core::result<std::unique_ptr<VectorIndex>> VectorIndex::deserialize(std::string_
   }
   if (static_cast<size_t>(ivf->d) != options.dimensions) {
     return core::make_error(core::errc::corruption,
-                            fmt::format("the snapshot's vectors have {} dimensions, not {}",
-                                        ivf->d, options.dimensions));
+                            fmt::format("the snapshot's vectors have {} dimensions, not {}", ivf->d,
+                                        options.dimensions));
   }
   auto out = std::make_unique<VectorIndex>(options);
   out->ivf_ = ivf->nlist > 1;

@@ -11,10 +11,14 @@
 #include <vector>
 
 #include "adapters/http/problem.h"
+#include "adapters/http/queries.h"
 #include "adapters/http/rate_limit.h"
 #include "core/flexjson.h"
 #include "core/logging.h"
 #include "projections/catalog.h"
+#include "projections/knowledge.h"
+#include "projections/memories.h"
+#include "projections/patterns.h"
 
 namespace engram::http {
 namespace {
@@ -119,6 +123,25 @@ std::optional<std::string> catalog_route(const std::string& path, std::string& i
   return std::nullopt;
 }
 
+// "<prefix><id><suffix>" with a non-empty, percent-decoded id holding no '/'.
+std::optional<std::string> id_route(const std::string& path, std::string_view prefix,
+                                    std::string_view suffix) {
+  if (path.size() <= prefix.size() + suffix.size() || path.rfind(prefix, 0) != 0 ||
+      std::string_view(path).substr(path.size() - suffix.size()) != suffix) {
+    return std::nullopt;
+  }
+  auto decoded = percent_decode(
+      std::string_view(path).substr(prefix.size(), path.size() - prefix.size() - suffix.size()));
+  if (!decoded || decoded->empty() || decoded->find('/') != std::string::npos) return std::nullopt;
+  return decoded;
+}
+
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 bool is_json_content_type(std::string_view ct) {
   const size_t semi = ct.find(';');
   std::string base(ct.substr(0, semi));
@@ -194,6 +217,13 @@ Problem problem_from_log(const core::Error& e) {
   return p;
 }
 
+// A read model's answer to a bad query or an unknown record.
+Problem problem_from_query(const core::Error& e) {
+  if (e.code == core::errc::invalid_argument) return {400, "bad_query", e.message, {}, {}, {}};
+  if (e.code == core::errc::not_found) return {404, "not_found", e.message, {}, {}, {}};
+  return problem_from_log(e);
+}
+
 // Memory content is for its owner and admins; others see it redacted.
 void redact_memory(json& event, const commands::Principal& who) {
   const std::string stream = event.value("stream", "");
@@ -219,6 +249,8 @@ struct Api::Impl {
   std::atomic<int64_t> connections{0};
   core::metrics::Counter& rate_limited_ip;
   core::metrics::Counter& rate_limited_token;
+  // Last member: destroyed (its thread joined) before what it renders with.
+  Feed feed;
 
   Impl(core::Log& l, commands::CommandBus& b, core::metrics::Registry& m, ApiOptions o)
       : log(l),
@@ -230,7 +262,8 @@ struct Api::Impl {
         rate_limited_ip(m.counter("engram_http_rate_limited_total",
                                   "Requests refused by a rate limit.", {{"scope", "ip"}})),
         rate_limited_token(m.counter("engram_http_rate_limited_total",
-                                     "Requests refused by a rate limit.", {{"scope", "token"}})) {}
+                                     "Requests refused by a rate limit.", {{"scope", "token"}})),
+        feed(l, options.feed) {}
 
   // Everything one request carries through the handlers.
   struct Call {
@@ -679,23 +712,93 @@ struct Api::Impl {
                   200, {{"head", head}, {"events", std::move(list)}, {"next_position", next}}));
   }
 
+  // The live feed: the log's events after `from` (or Last-Event-ID, which
+  // wins, so an EventSource reconnecting with its original URL resumes
+  // where it stopped) as Server-Sent Events, rendered and redacted exactly
+  // like read_log's.
+  void subscribe(const CallPtr& c) {
+    if (!require_role(c, {Role::admin, Role::reader, Role::replicator})) return;
+    if (!check_query(c, {"from", "types"})) return;
+    auto from = query_u64(c, "from", 0, 0, UINT64_MAX);
+    if (!from) return;
+    std::string field = "from";
+    if (const std::string_view last_id = c->req.header("last-event-id"); !last_id.empty()) {
+      field = "Last-Event-ID";
+      from = parse_u64(last_id);
+      if (!from) {
+        fail(c, {400,
+                 "bad_header",
+                 "Last-Event-ID must be a log position (an integer >= 0)",
+                 field,
+                 {},
+                 {}});
+        return;
+      }
+    }
+    std::vector<std::string> types;
+    if (auto list = query(*c, "types")) {
+      auto parsed = parse_feed_types(*list);
+      if (!parsed) {
+        fail(c, {400, "bad_query", parsed.error().message, "types", {}, {}});
+        return;
+      }
+      types = std::move(*parsed);
+    }
+    // A position the log never reached: the client follows another log (or
+    // one restored from an older backup); resuming would skip events.
+    const uint64_t head = log.head().position.value();
+    if (*from > head) {
+      fail(c, {400,
+               field == "from" ? "bad_query" : "bad_header",
+               fmt::format("{} ({}) is beyond the log's head ({})", field, *from, head),
+               field,
+               {},
+               {}});
+      return;
+    }
+    auto stream = feed.subscribe(
+        core::Position(*from), std::move(types),
+        [this, who = c->principal](const core::RecordedEvent& e) { return dump(render(e, who)); });
+    if (!stream) {
+      const bool busy = stream.error().code == core::errc::overloaded;
+      fail(c, {503,
+               busy ? "too_many_subscribers" : "shutting_down",
+               stream.error().message,
+               {},
+               {},
+               busy ? uint64_t{1} : uint64_t{5}});
+      return;
+    }
+    Response r;
+    r.content_type = "text/event-stream";
+    r.headers.emplace_back("Cache-Control", "no-store");
+    // Reverse proxies (nginx) must pass events on as they come.
+    r.headers.emplace_back("X-Accel-Buffering", "no");
+    r.stream = std::move(*stream);
+    finish(c, std::move(r));
+  }
+
   // --- read models ---------------------------------------------------------
 
   // Runs `query` once the projection has reached min_position (waiting at
   // most max_wait_ms without holding a thread), and answers with the
   // position the model reflects in X-Engram-Position.
+  void unavailable(const CallPtr& c, std::string_view projection) {
+    fail(c, {503,
+             "read_model_unavailable",
+             fmt::format("the {} read model is not running or is being rebuilt", projection),
+             {},
+             {},
+             5});
+  }
+
   void read_model(const CallPtr& c, std::string_view projection,
                   std::function<Response(const projections::Worker&)> query) {
-    projections::Worker* w = options.read_side ? options.read_side->find(projection) : nullptr;
-    if (w == nullptr) {
-      fail(c, {503,
-               "read_model_unavailable",
-               fmt::format("the {} read model is not running", projection),
-               {},
-               {},
-               5});
-      return;
-    }
+    // Held for the whole query: a version swap may retire this worker
+    // meanwhile, and its store stays readable while it is held.
+    std::shared_ptr<projections::Worker> w =
+        options.read_side ? options.read_side->serving(projection) : nullptr;
+    if (w == nullptr) return unavailable(c, projection);
     auto min = query_u64(c, "min_position", 0, 0, UINT64_MAX);
     if (!min) return;
     auto answer = [this, c, w, query = std::move(query)](bool reached) {
@@ -781,6 +884,103 @@ struct Api::Impl {
         });
   }
 
+  // --- knowledge, patterns, memories ---------------------------------------
+
+  void knowledge_search(const CallPtr& c) {
+    auto q = parse_knowledge_search(c->target.query);
+    if (!q) return fail(c, q.error());
+    read_model(c, "knowledge",
+               [q = std::move(*q), instance = c->target.path,
+                rid = c->request_id](const projections::Worker& w) {
+                 const auto& k =
+                     dynamic_cast<const projections::KnowledgeProjection&>(w.projection());
+                 auto hits = projections::search_knowledge(k, w.store(), q);
+                 if (!hits)
+                   return problem_response(problem_from_query(hits.error()), instance, rid);
+                 return json_response(200, render_knowledge_hits(*hits));
+               });
+  }
+
+  void knowledge_item(const CallPtr& c, const std::string& id) {
+    if (!check_query(c, {kMinPositionParam})) return;
+    read_model(c, "knowledge",
+               [id, instance = c->target.path, rid = c->request_id](const projections::Worker& w) {
+                 auto item = projections::get_knowledge(w.store(), id);
+                 if (!item)
+                   return problem_response(problem_from_query(item.error()), instance, rid);
+                 if (!item->has_value()) {
+                   Problem p{404, "not_found", fmt::format("no knowledge item '{}'", id),
+                             {},  {},          {}};
+                   return problem_response(p, instance, rid);
+                 }
+                 return json_response(200, **item);
+               });
+  }
+
+  void pattern_recommend(const CallPtr& c) {
+    auto q = parse_recommend(c->target.query);
+    if (!q) return fail(c, q.error());
+    read_model(c, "patterns",
+               [q = std::move(*q), instance = c->target.path,
+                rid = c->request_id](const projections::Worker& w) {
+                 auto items = projections::recommend_patterns(w.store(), q.domain, q.limit);
+                 if (!items)
+                   return problem_response(problem_from_query(items.error()), instance, rid);
+                 return json_response(200, json{{"items", *items}});
+               });
+  }
+
+  void pattern_item(const CallPtr& c, const std::string& id) {
+    if (!check_query(c, {kMinPositionParam})) return;
+    read_model(c, "patterns",
+               [id, instance = c->target.path, rid = c->request_id](const projections::Worker& w) {
+                 auto item = projections::get_pattern(w.store(), id);
+                 if (!item)
+                   return problem_response(problem_from_query(item.error()), instance, rid);
+                 return json_response(200, *item);
+               });
+  }
+
+  void pattern_similar(const CallPtr& c, const std::string& id) {
+    auto q = parse_similar(c->target.query);
+    if (!q) return fail(c, q.error());
+    read_model(c, "patterns",
+               [id, q = std::move(*q), instance = c->target.path,
+                rid = c->request_id](const projections::Worker& w) {
+                 const auto& p =
+                     dynamic_cast<const projections::PatternsProjection&>(w.projection());
+                 auto hits = projections::similar_patterns(p, w.store(), id, q.limit, q.min_score);
+                 if (!hits)
+                   return problem_response(problem_from_query(hits.error()), instance, rid);
+                 return json_response(200, render_similar(*hits));
+               });
+  }
+
+  void memory_search(const CallPtr& c) {
+    if (!check_query(c, {kMinPositionParam})) return;
+    if (!check_json_body(c)) return;
+    json body = json::parse(c->req.body, nullptr, false);
+    if (body.is_discarded()) {
+      return fail(c, {400, "malformed_json", "the body is not valid JSON", {}, {}, {}});
+    }
+    auto serving = options.read_side ? options.read_side->serving("memories") : nullptr;
+    if (serving == nullptr) return unavailable(c, "memories");
+    const size_t dims =
+        dynamic_cast<const projections::MemoriesProjection&>(serving->projection()).dimensions();
+    auto q = parse_memory_search(body, c->principal, dims, unix_ms_now());
+    if (!q) return fail(c, q.error());
+    read_model(c, "memories",
+               [q = std::move(*q), instance = c->target.path,
+                rid = c->request_id](const projections::Worker& w) {
+                 const auto& m =
+                     dynamic_cast<const projections::MemoriesProjection&>(w.projection());
+                 auto hits = projections::search_memories(m, w.store(), q);
+                 if (!hits)
+                   return problem_response(problem_from_query(hits.error()), instance, rid);
+                 return json_response(200, render_memory_hits(*hits));
+               });
+  }
+
   // --- dispatch ------------------------------------------------------------
 
   bool authenticate(const CallPtr& c) {
@@ -852,8 +1052,20 @@ struct Api::Impl {
       c->route = "/metrics";
     } else if (path == "/v1/openapi.yaml") {
       c->route = path;
-    } else if (path == "/v1/log") {
+    } else if (path == "/v1/log" || path == "/v1/subscribe") {
       c->route = path;
+    } else if (path == "/v1/knowledge/search" || path == "/v1/patterns/recommend" ||
+               path == "/v1/memories/search") {
+      c->route = path;
+    } else if (auto sid = id_route(path, "/v1/patterns/", "/similar")) {
+      c->route = "/v1/patterns/{id}/similar";
+      arg = std::move(*sid);
+    } else if (auto pid = id_route(path, "/v1/patterns/", "")) {
+      c->route = "/v1/patterns/{id}";
+      arg = std::move(*pid);
+    } else if (auto kid = id_route(path, "/v1/knowledge/", "")) {
+      c->route = "/v1/knowledge/{id}";
+      arg = std::move(*kid);
     } else if (auto kind = catalog_route(path, arg)) {
       c->route = arg.empty() ? fmt::format("/v1/{}s", *kind) : fmt::format("/v1/{}s/{{id}}", *kind);
     } else if (path.rfind(kCommands, 0) == 0 && path.size() > kCommands.size()) {
@@ -888,6 +1100,24 @@ struct Api::Impl {
     if (c->route == "/v1/log") {
       if (method != "GET") return method_not_allowed("GET");
       return read_log(c);
+    }
+    if (c->route == "/v1/subscribe") {
+      if (method != "GET") return method_not_allowed("GET");
+      return subscribe(c);
+    }
+    if (c->route == "/v1/memories/search") {
+      if (method != "POST") return method_not_allowed("POST");
+      return memory_search(c);
+    }
+    if (c->route == "/v1/knowledge/search" || c->route == "/v1/knowledge/{id}" ||
+        c->route == "/v1/patterns/recommend" || c->route == "/v1/patterns/{id}" ||
+        c->route == "/v1/patterns/{id}/similar") {
+      if (method != "GET") return method_not_allowed("GET");
+      if (c->route == "/v1/knowledge/search") return knowledge_search(c);
+      if (c->route == "/v1/knowledge/{id}") return knowledge_item(c, arg);
+      if (c->route == "/v1/patterns/recommend") return pattern_recommend(c);
+      if (c->route == "/v1/patterns/{id}") return pattern_item(c, arg);
+      return pattern_similar(c, arg);
     }
     for (const auto& [name, kind] : kCatalogRoutes) {
       if (c->route == fmt::format("/v1/{}s", name) ||
@@ -932,6 +1162,11 @@ Api::Api(core::Log& log, commands::CommandBus& bus, core::metrics::Registry& met
              [l] { return static_cast<double>(l->head().position.value()); });
   m.gauge_fn("engram_log_writable", "1 when the log accepts writes, 0 when read-only.",
              [l] { return l->health().writable ? 1.0 : 0.0; });
+  m.gauge_fn("engram_subscribers", "Open live-feed (GET /v1/subscribe) subscriptions.",
+             [s] { return static_cast<double>(s->feed.subscribers()); });
+  m.counter_fn("engram_subscriber_cutoffs_total",
+               "Live-feed subscribers cut off for falling more than max_lag_events behind.",
+               [s] { return static_cast<double>(s->feed.cutoffs()); });
   commands::CommandBus* b = &bus;
   m.counter_fn("engram_commands_succeeded_total", "Commands that wrote (or replayed) events.",
                [b] { return static_cast<double>(b->stats().commands_ok); });
@@ -945,6 +1180,10 @@ Api::~Api() = default;
 
 void Api::connections_changed(int delta) {
   impl_->connections.fetch_add(delta);
+}
+
+void Api::stop_feed() {
+  impl_->feed.stop();
 }
 
 void Api::handle(Request request, Respond respond) {

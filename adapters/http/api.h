@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "adapters/http/feed.h"
 #include "adapters/http/server.h"
 #include "commands/bus.h"
 #include "core/clock.h"
@@ -49,6 +50,9 @@ struct ApiOptions {
   projections::Runtime* read_side = nullptr;
   // How long a query waits for min_position before answering 504.
   uint64_t max_wait_ms = 5000;
+  // The live feed (GET /v1/subscribe): heartbeats, slow-consumer cut-off,
+  // piece bounds, max_subscribers (503 beyond).
+  FeedOptions feed;
 };
 
 class Api final : public Handler {
@@ -62,6 +66,11 @@ class Api final : public Handler {
 
   // For ServerObserver::connections.
   void connections_changed(int delta);
+
+  // Ends the live feed's streams and joins its thread, which reads the log:
+  // call after the Server stopped and before the Log closes (the destructor
+  // does it too, for an Api that goes before its Log). Idempotent.
+  void stop_feed();
 
   struct Impl;
 

@@ -13,10 +13,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -33,12 +35,14 @@ using asio::awaitable;
 using asio::use_awaitable;
 using std::chrono::milliseconds;
 
-// A connection. `busy` (a request is with the handler) is read and written
-// only on the connection's strand.
+// A connection. `busy` (a request is with the handler) and `body` (a
+// streamed response is running) are read and written only on the
+// connection's strand.
 struct Session {
   explicit Session(tcp::socket s) : stream(std::move(s)) {}
   beast::tcp_stream stream;
   bool busy = false;
+  std::shared_ptr<BodyStream> body;
 };
 
 }  // namespace
@@ -53,7 +57,9 @@ struct Server::Impl {
   std::vector<std::thread> threads;
 
   std::atomic<size_t> connections{0};
-  std::atomic<size_t> in_handler{0};  // requests handed to the handler, not yet answered
+  // Requests handed to the handler and pulls handed to a stream, not yet
+  // answered: their answers post to the I/O threads, which must outlive them.
+  std::atomic<size_t> in_handler{0};
   std::atomic<bool> draining{false};
   bool stopped = false;
   std::mutex mu;
@@ -81,6 +87,92 @@ struct Server::Impl {
           });
         },
         token, std::move(req));
+  }
+
+  // Asks the stream for its next piece and resumes the coroutine on its
+  // strand with it, whichever thread the stream answers on.
+  template <typename Token>
+  auto async_pull(std::shared_ptr<BodyStream> body, Token&& token) {
+    return asio::async_initiate<Token, void(std::optional<std::string>)>(
+        [this](auto completion, std::shared_ptr<BodyStream> b) {
+          auto ex = asio::get_associated_executor(completion);
+          auto holder = std::make_shared<decltype(completion)>(std::move(completion));
+          auto work = std::make_shared<asio::executor_work_guard<decltype(ex)>>(ex);
+          in_handler.fetch_add(1);
+          b->pull([this, holder, work](std::optional<std::string> piece) {
+            asio::post(work->get_executor(), [holder, piece = std::move(piece)]() mutable {
+              (*holder)(std::move(piece));
+            });
+            in_handler.fetch_sub(1);
+          });
+        },
+        token, std::move(body));
+  }
+
+  // Cancels the stream as soon as the client closes its end (or the
+  // connection fails), so a gone subscriber frees its slot without waiting
+  // for the next piece to fail. Ends when the socket is closed.
+  static void watch_peer(const std::shared_ptr<Session>& s, std::shared_ptr<BodyStream> body) {
+    auto on_readable = [s, body = std::move(body)](beast::error_code ec) {
+      if (ec == asio::error::operation_aborted) return;  // we closed it
+      beast::error_code ec2;
+      // Readable with nothing to read: the peer closed (or reset). A client
+      // that sends bytes instead is left alone: they are never read (the
+      // connection closes after the stream).
+      if (ec || s->stream.socket().available(ec2) == 0 || ec2) body->cancel();
+    };
+    s->stream.socket().async_wait(tcp::socket::wait_read, std::move(on_readable));
+  }
+
+  // Writes a streamed response: the header, `r.body` when not empty, then
+  // each piece the stream delivers, one at a time, each within
+  // write_timeout_ms; then closes the connection.
+  awaitable<void> run_stream(std::shared_ptr<Session> s, Response r, unsigned version) {
+    std::shared_ptr<BodyStream> body = std::move(r.stream);
+    s->body = body;
+    // stop() began while the handler worked: end at once.
+    if (draining.load()) body->cancel();
+    const bool chunked = version >= 11;  // HTTP/1.0 has no chunks: the close ends the body
+    bhttp::response<bhttp::empty_body> head{static_cast<bhttp::status>(r.status), version};
+    head.set(bhttp::field::server, "engram");
+    head.set(bhttp::field::content_type, r.content_type);
+    for (auto& [k, v] : r.headers) head.set(k, v);
+    head.keep_alive(false);
+    if (chunked) head.chunked(true);
+    bhttp::response_serializer<bhttp::empty_body> serializer{head};
+    beast::error_code ec;
+    s->stream.expires_after(milliseconds(options.write_timeout_ms));
+    co_await bhttp::async_write_header(s->stream, serializer,
+                                       asio::redirect_error(use_awaitable, ec));
+    if (!ec) watch_peer(s, body);
+    std::optional<std::string> piece;
+    if (!r.body.empty()) piece = std::move(r.body);
+    while (!ec) {
+      if (!piece) piece = co_await async_pull(body, use_awaitable);
+      if (!piece) break;  // the stream ended
+      if (!piece->empty()) {
+        s->stream.expires_after(milliseconds(options.write_timeout_ms));
+        if (chunked) {
+          co_await asio::async_write(s->stream, bhttp::make_chunk(asio::buffer(*piece)),
+                                     asio::redirect_error(use_awaitable, ec));
+        } else {
+          co_await asio::async_write(s->stream, asio::buffer(*piece),
+                                     asio::redirect_error(use_awaitable, ec));
+        }
+      }
+      piece.reset();
+    }
+    if (!ec && chunked) {
+      s->stream.expires_after(milliseconds(options.write_timeout_ms));
+      co_await asio::async_write(s->stream, bhttp::make_chunk_last(),
+                                 asio::redirect_error(use_awaitable, ec));
+    }
+    s->stream.expires_never();
+    // A write that failed or timed out leaves the producer with no consumer.
+    body->cancel();
+    s->body.reset();
+    s->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    s->stream.socket().close(ec);  // also ends watch_peer
   }
 
   static bhttp::response<bhttp::string_body> to_beast(Response r, unsigned version,
@@ -168,6 +260,10 @@ struct Server::Impl {
       s->stream.expires_never();  // the handler bounds its own work
       Response resp = co_await async_handle(std::move(req), use_awaitable);
       s->busy = false;
+      if (resp.stream) {
+        co_await run_stream(s, std::move(resp), version);
+        break;
+      }
       if (draining.load()) keep_alive = false;
 
       auto res = to_beast(std::move(resp), version, keep_alive);
@@ -273,25 +369,41 @@ void Server::stop() {
     beast::error_code ec;
     s.acceptor.close(ec);
   });
-  auto close_where = [&s](bool idle_only) {
+  enum class Close { idle, streams, all };
+  auto close_where = [&s](Close which) {
     std::lock_guard lock(s.mu);
     for (const auto& session : s.sessions) {
-      asio::post(session->stream.get_executor(), [session, idle_only] {
-        if (idle_only && session->busy) return;  // finishes its request, then closes
+      asio::post(session->stream.get_executor(), [session, which] {
         beast::error_code ec;
+        if (session->body) {
+          // Cancelled first, so the stream can end with its terminating
+          // chunk; closed once it had kStreamEndGraceMs to do so.
+          session->body->cancel();
+          if (which != Close::idle) session->stream.socket().close(ec);
+          return;
+        }
+        if (which != Close::all && session->busy) return;  // finishes its request, then closes
         session->stream.socket().close(ec);
       });
     }
   };
-  close_where(true);
-  const auto deadline =
-      std::chrono::steady_clock::now() + milliseconds(s.options.shutdown_grace_ms);
+  close_where(Close::idle);
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + milliseconds(s.options.shutdown_grace_ms);
+  const auto streams_deadline =
+      start + milliseconds(std::min(kStreamEndGraceMs, s.options.shutdown_grace_ms));
+  bool streams_closed = false;
   while (s.connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    if (!streams_closed && std::chrono::steady_clock::now() >= streams_deadline) {
+      close_where(Close::streams);
+      streams_closed = true;
+    }
     std::this_thread::sleep_for(milliseconds(5));
   }
-  close_where(false);
+  close_where(Close::all);
   // Whatever the handler still holds will be answered (the log completes
-  // every append); the answer must find the I/O threads alive.
+  // every append, a cancelled stream answers its pull); the answer must find
+  // the I/O threads alive.
   while (s.in_handler.load() > 0 || s.connections.load() > 0) {
     std::this_thread::sleep_for(milliseconds(5));
   }

@@ -14,15 +14,28 @@
 //   parser is used per message. Malformed HTTP gets 400; all three close
 //   the connection after the answer.
 // - At most max_connections are open; further ones get 503 and are closed.
-// - stop(): stops accepting, closes idle connections, lets requests in
-//   flight finish and answer (with Connection: close) for up to
-//   shutdown_grace_ms, then closes what is left. It returns when every
-//   connection is closed and the I/O threads have exited.
+//   A streamed response (Response::stream) holds its connection, so it
+//   counts against max_connections for as long as it runs.
+// - A streamed response is written with chunked transfer encoding (plain
+//   bytes delimited by the close for HTTP/1.0) and `Connection: close`: the
+//   server pulls one piece, writes it, and only then pulls the next, so a
+//   stream buffers at most one piece per connection (the producer bounds the
+//   piece). A piece must be written within write_timeout_ms or the
+//   connection is closed and the stream cancelled: a consumer that does not
+//   read is cut off. A client that closes its end cancels the stream at
+//   once, without waiting for the next piece.
+// - stop(): stops accepting, closes idle connections, cancels streams (they
+//   end with their terminating chunk; a stream still writing after
+//   kStreamEndGraceMs is closed), lets requests in flight finish and answer
+//   (with Connection: close) for up to shutdown_grace_ms, then closes what
+//   is left. It returns when every connection is closed and the I/O threads
+//   have exited.
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,6 +45,11 @@
 
 namespace engram::http {
 
+// How long a stream cancelled by stop() may take to write its terminating
+// chunk before its connection is closed, in milliseconds (at most
+// shutdown_grace_ms): subscribers must not hold up a shutdown.
+inline constexpr uint64_t kStreamEndGraceMs = 200;
+
 struct ServerOptions {
   std::string listen_address = "127.0.0.1";
   uint16_t port = 8080;  // 0: an ephemeral port (see Server::port())
@@ -40,6 +58,7 @@ struct ServerOptions {
   size_t max_body_bytes = 1 << 20;
   size_t max_header_bytes = 16 << 10;
   uint64_t read_timeout_ms = 10'000;
+  // Writing a response, or one piece of a streamed one.
   uint64_t write_timeout_ms = 10'000;
   uint64_t shutdown_grace_ms = 10'000;
 };
@@ -59,11 +78,37 @@ struct Request {
   }
 };
 
+// A response body made piece by piece while it is being sent (the live
+// feed). Beast-free, so producers need not know the server.
+//
+// Contract
+// - The server calls pull() again only after the previous `deliver` was
+//   called and its piece written: one pull at a time, and the producer holds
+//   at most one piece per stream.
+// - `deliver` is called exactly once per pull, from any thread (inside
+//   pull() too): with the next piece (an empty piece is skipped), or with
+//   nullopt to end the body. It must not block.
+// - cancel(): the client is gone or the server is stopping. A pending pull
+//   is answered with nullopt promptly, and later pulls at once. Idempotent,
+//   from any thread; the server calls it when the stream ends for any
+//   reason, so the producer can release what the stream holds.
+class BodyStream {
+ public:
+  using Deliver = std::function<void(std::optional<std::string> piece)>;
+  virtual ~BodyStream() = default;
+  virtual void pull(Deliver deliver) = 0;
+  virtual void cancel() = 0;
+};
+
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Set: a streamed response. `body` (when not empty) is sent as its first
+  // piece, then the stream's pieces until it ends; the connection closes
+  // after it.
+  std::shared_ptr<BodyStream> stream;
 };
 
 // What the server reports about connections, for metrics.

@@ -9,6 +9,7 @@
 #include "projections/worker.h"
 #include "tools/engram/cli.h"
 #include "tools/engram/commands.h"
+#include "tools/engram/read_models.h"
 
 namespace engram::cli {
 namespace {
@@ -20,9 +21,10 @@ struct RebuildOptions {
 };
 
 // The projections `name` selects ("all" or one name); empty when unknown.
-std::vector<std::shared_ptr<projections::Projection>> select(const std::string& name) {
+std::vector<std::shared_ptr<projections::Projection>> select(core::Log& log,
+                                                             const std::string& name) {
   std::vector<std::shared_ptr<projections::Projection>> out;
-  for (auto& p : projections::all_projections()) {
+  for (auto& p : read_models(log)) {
     if (name == "all" || p->name() == name) out.push_back(std::move(p));
   }
   return out;
@@ -78,11 +80,11 @@ core::result<std::string> digest(core::Log& log, const std::string& store) {
 }
 
 int run_rebuild(const RebuildOptions& o) {
-  auto chosen = select(o.projection);
-  if (chosen.empty()) return fail(kUsage, fmt::format("no projection '{}'", o.projection));
   int code = kOk;
   auto log = open_log(o.data_dir, false, code);
   if (!log) return code;
+  auto chosen = select(*log, o.projection);
+  if (chosen.empty()) return fail(kUsage, fmt::format("no projection '{}'", o.projection));
   const uint64_t head = log->head().position.value();
   if (o.to > head) return fail(kUsage, fmt::format("--to {} is past the head ({})", o.to, head));
   const core::Position target(o.to == 0 ? head : o.to);
@@ -98,11 +100,11 @@ int run_rebuild(const RebuildOptions& o) {
 }
 
 int run_verify(const RebuildOptions& o) {
-  auto chosen = select(o.projection);
-  if (chosen.empty()) return fail(kUsage, fmt::format("no projection '{}'", o.projection));
   int code = kOk;
   auto log = open_log(o.data_dir, false, code);
   if (!log) return code;
+  auto chosen = select(*log, o.projection);
+  if (chosen.empty()) return fail(kUsage, fmt::format("no projection '{}'", o.projection));
   const core::Position head = log->head().position;
   bool all_ok = true;
   for (auto& p : chosen) {

@@ -14,6 +14,7 @@
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "projections/registry.h"
+#include "tools/engram/read_models.h"
 #include "projections/runtime.h"
 #include "tools/engram/cli.h"
 #include "tools/engram/commands.h"
@@ -111,7 +112,7 @@ int run_serve(const ServeFlags& flags) {
   commands::CommandBus bus(*log, log->keys(), bus_options);
 
   core::metrics::Registry metrics;
-  auto read_side = projections::Runtime::start(*log, projections::all_projections());
+  auto read_side = projections::Runtime::start(*log, read_models(*log));
   if (!read_side) return fail(kStorage, read_side.error().to_string());
   (*read_side)->register_metrics(metrics);
   config.api.read_side = read_side->get();
@@ -142,6 +143,8 @@ int run_serve(const ServeFlags& flags) {
   // and are answered), then close the log, which drains its queue.
   (*server)->stop();
   server->reset();
+  // The live feed's thread reads the log: it goes before the log closes.
+  api.stop_feed();
   read_side->reset();
   const core::Head head = log->head();
   log.reset();

@@ -114,6 +114,25 @@ core::result<void> apply_config_file(const std::filesystem::path& path, ServeCon
         }
         if (!r) return r;
       }
+    } else if (k == "feed") {
+      if (!v.is_object()) return bad("config: 'feed' must be an object");
+      for (const auto& [fk, fv] : v.items()) {
+        const std::string key = "feed." + fk;
+        if (fk == "heartbeat_ms") {
+          r = get_uint(fv, key, 10, 3'600'000, c.api.feed.heartbeat_ms);
+        } else if (fk == "max_lag_events") {
+          r = get_uint(fv, key, 1, 1'000'000'000, c.api.feed.max_lag_events);
+        } else if (fk == "max_subscribers") {
+          r = size(fv, key, 1, 100'000, c.api.feed.max_subscribers);
+        } else if (fk == "max_chunk_events") {
+          r = size(fv, key, 1, 10'000, c.api.feed.max_chunk_events);
+        } else if (fk == "max_chunk_bytes") {
+          r = size(fv, key, 1024, 64 << 20, c.api.feed.max_chunk_bytes);
+        } else {
+          return bad(fmt::format("config: unknown key '{}'", key));
+        }
+        if (!r) return r;
+      }
     } else if (k == "auth") {
       if (!v.is_object()) return bad("config: 'auth' must be an object");
       for (const auto& [ak, av] : v.items()) {
