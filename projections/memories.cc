@@ -340,11 +340,28 @@ core::result<void> MemoriesProjection::apply(std::span<const core::RecordedEvent
 
 // --- the in-memory index ----------------------------------------------------
 
-core::result<void> MemoriesProjection::apply_change(Change& c) {
-  // Under mu_ exclusively.
-  auto it = owners_.find(c.owner);
-  switch (c.kind) {
-    case Change::Kind::upsert: {
+core::result<void> MemoriesProjection::apply_changes(std::vector<Change>& changes) {
+  // Under mu_ exclusively. Upserts are gathered per owner and added to the
+  // owner's index in one call, flushed before any other change of that
+  // owner: FAISS pays a parallel region and a coarse assignment per add
+  // call, about 0.4 ms, which one-vector adds would pay per memory.
+  struct Pending {
+    std::vector<int64_t> ids;
+    std::vector<float> vectors;
+  };
+  std::map<std::string, Pending, std::less<>> pending;
+  auto flush = [&](const std::string& owner) -> core::result<void> {
+    auto p = pending.find(owner);
+    if (p == pending.end()) return {};
+    auto it = owners_.find(owner);
+    ENGRAM_ASSERT(it != owners_.end());
+    auto r = it->second->index->upsert_many(p->second.ids, p->second.vectors);
+    pending.erase(p);
+    return r;
+  };
+  for (auto& c : changes) {
+    auto it = owners_.find(c.owner);
+    if (c.kind == Change::Kind::upsert) {
       if (it == owners_.end()) {
         it = owners_.emplace(c.owner, std::make_unique<OwnerIndex>(options_.index)).first;
       }
@@ -355,27 +372,38 @@ core::result<void> MemoriesProjection::apply_change(Change& c) {
                                 fmt::format("memories {} and {} of {} share vector id {}",
                                             m->second.memory_id, c.meta.memory_id, c.owner, vid));
       }
-      if (auto r = it->second->index->upsert(vid, c.vector); !r) return r;
+      Pending& p = pending[c.owner];
+      p.ids.push_back(vid);
+      p.vectors.insert(p.vectors.end(), c.vector.begin(), c.vector.end());
       meta[vid] = std::move(c.meta);
-      return {};
+      continue;
     }
-    case Change::Kind::update_meta:
-      if (it != owners_.end()) {
-        auto m = it->second->meta.find(vector_id(c.meta.memory_id));
-        if (m != it->second->meta.end()) m->second = std::move(c.meta);
-      }
-      return {};
-    case Change::Kind::remove:
-      if (it != owners_.end()) {
-        const int64_t vid = vector_id(c.meta.memory_id);
-        it->second->index->remove(vid);
-        it->second->meta.erase(vid);
-        if (it->second->meta.empty()) owners_.erase(it);
-      }
-      return {};
-    case Change::Kind::drop_owner:
-      if (it != owners_.end()) owners_.erase(it);
-      return {};
+    if (auto r = flush(c.owner); !r) return r;
+    it = owners_.find(c.owner);
+    switch (c.kind) {
+      case Change::Kind::update_meta:
+        if (it != owners_.end()) {
+          auto m = it->second->meta.find(vector_id(c.meta.memory_id));
+          if (m != it->second->meta.end()) m->second = std::move(c.meta);
+        }
+        break;
+      case Change::Kind::remove:
+        if (it != owners_.end()) {
+          const int64_t vid = vector_id(c.meta.memory_id);
+          it->second->index->remove(vid);
+          it->second->meta.erase(vid);
+          if (it->second->meta.empty()) owners_.erase(it);
+        }
+        break;
+      case Change::Kind::drop_owner:
+        if (it != owners_.end()) owners_.erase(it);
+        break;
+      case Change::Kind::upsert:
+        break;
+    }
+  }
+  while (!pending.empty()) {
+    if (auto r = flush(pending.begin()->first); !r) return r;
   }
   return {};
 }
@@ -385,14 +413,14 @@ core::result<void> MemoriesProjection::committed(const core::ModelStore& store,
   (void)store;
   {
     std::unique_lock lock(mu_);
-    for (auto& c : staged_) {
+    for (const auto& c : staged_) {
       if (c.kind == Change::Kind::drop_owner) forgotten_since_snapshot_ = true;
-      if (auto r = apply_change(c); !r) {
-        // The index is now partly ahead of the store: never snapshot it.
-        index_broken_ = true;
-        staged_.clear();
-        return r;
-      }
+    }
+    if (auto r = apply_changes(staged_); !r) {
+      // The index is now partly ahead of the store: never snapshot it.
+      index_broken_ = true;
+      staged_.clear();
+      return r;
     }
   }
   changes_since_snapshot_ += staged_.size();
@@ -683,6 +711,7 @@ core::result<void> MemoriesProjection::refresh(std::span<const core::RecordedEve
     if (auto r = load_owner_from_store(store, owner); !r) return r;
     forgotten_since_snapshot_ = true;
   }
+  std::vector<Change> changes;
   for (const auto& [owner, id] : memories) {
     if (owners.count(owner) > 0) continue;  // reloaded whole
     ++changes_since_snapshot_;
@@ -706,9 +735,9 @@ core::result<void> MemoriesProjection::refresh(std::span<const core::RecordedEve
         }
       }
     }
-    if (auto r = apply_change(c); !r) return r;
+    changes.push_back(std::move(c));
   }
-  return {};
+  return apply_changes(changes);
 }
 
 // --- search -----------------------------------------------------------------

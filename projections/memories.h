@@ -107,7 +107,7 @@ class MemoriesProjection final : public Projection {
   struct OwnerIndex;
   struct Change;
   core::result<void> stage_stored(const core::RecordedEvent& e, core::ModelStore::Batch& batch);
-  core::result<void> apply_change(Change& c);
+  core::result<void> apply_changes(std::vector<Change>& changes);
   core::result<void> load_owner_from_store(const core::ModelStore& store, const std::string& owner);
   core::result<void> rebuild_from_store(const core::ModelStore& store);
   core::result<void> write_snapshot(core::Position position);
