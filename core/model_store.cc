@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "core/assert.h"
 #include "core/keys.h"
 #include "core/rocks_status.h"
 
@@ -24,29 +25,69 @@ result<void> check_key(std::string_view key) {
 
 }  // namespace
 
-ModelStore::Batch::Batch(const ModelStore& store)
-    : store_(store), batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true) {}
+ModelStore::Batch::Batch(const ModelStore& store) : store_(store) {}
+
+rocksdb::WriteBatchWithIndex& ModelStore::Batch::indexed() const {
+  if (indexed_) return *indexed_;
+  indexed_ = std::make_unique<rocksdb::WriteBatchWithIndex>(rocksdb::BytewiseComparator(), 0,
+                                                            /*overwrite_key=*/true);
+  // Replays the plain writes, in order, into the index.
+  struct Replay final : rocksdb::WriteBatch::Handler {
+    Replay(rocksdb::WriteBatchWithIndex& to, rocksdb::ColumnFamilyHandle* family)
+        : to_(to), family_(family) {}
+    rocksdb::Status PutCF(uint32_t id, const rocksdb::Slice& key,
+                          const rocksdb::Slice& value) override {
+      ENGRAM_ASSERT(id == family_->GetID());
+      return to_.Put(family_, key, value);
+    }
+    rocksdb::Status DeleteCF(uint32_t id, const rocksdb::Slice& key) override {
+      ENGRAM_ASSERT(id == family_->GetID());
+      return to_.Delete(family_, key);
+    }
+    rocksdb::WriteBatchWithIndex& to_;
+    rocksdb::ColumnFamilyHandle* family_;
+  } replay(*indexed_, store_.family_);
+  const rocksdb::Status s = plain_.Iterate(&replay);
+  // Only Put and Delete of this store's family are ever added to plain_.
+  ENGRAM_ASSERT(s.ok());
+  plain_.Clear();
+  return *indexed_;
+}
+
+rocksdb::WriteBatch& ModelStore::Batch::writes() {
+  return indexed_ ? *indexed_->GetWriteBatch() : plain_;
+}
+
+void ModelStore::Batch::clear() {
+  plain_.Clear();
+  indexed_.reset();
+  count_ = 0;
+}
 
 result<void> ModelStore::Batch::put(std::string_view key, std::string_view value) {
   if (auto c = check_key(key); !c) return c;
-  if (auto s = batch_.Put(store_.family_, key, value); !s.ok()) return from_status(s, "batch put");
+  const rocksdb::Status s =
+      indexed_ ? indexed_->Put(store_.family_, key, value) : plain_.Put(store_.family_, key, value);
+  if (!s.ok()) return from_status(s, "batch put");
   ++count_;
   return {};
 }
 
 result<void> ModelStore::Batch::del(std::string_view key) {
   if (auto c = check_key(key); !c) return c;
-  if (auto s = batch_.Delete(store_.family_, key); !s.ok()) return from_status(s, "batch delete");
+  const rocksdb::Status s =
+      indexed_ ? indexed_->Delete(store_.family_, key) : plain_.Delete(store_.family_, key);
+  if (!s.ok()) return from_status(s, "batch delete");
   ++count_;
   return {};
 }
 
 result<std::optional<std::string>> ModelStore::Batch::get(std::string_view key) const {
+  // Nothing written yet: the store's committed value, without an index.
+  if (!indexed_ && plain_.Count() == 0) return store_.get(key);
   std::string value;
-  // WriteBatchWithIndex's lookup is not const, but does not change the batch.
-  auto& b = const_cast<rocksdb::WriteBatchWithIndex&>(batch_);
   const rocksdb::Status s =
-      b.GetFromBatchAndDB(store_.db_, rocksdb::ReadOptions(), store_.family_, key, &value);
+      indexed().GetFromBatchAndDB(store_.db_, rocksdb::ReadOptions(), store_.family_, key, &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return from_status(s, "reading a read model");
   return std::optional<std::string>(std::move(value));
@@ -74,15 +115,17 @@ result<void> ModelStore::commit(Batch& batch, Position checkpoint) {
   if (read_only_) return make_error(errc::read_only, "the log is open read-only");
   ENGRAM_ASSERT(&batch.store_ == this);
   ENGRAM_ASSERT(checkpoint.value() >= checkpoint_.load(std::memory_order_acquire));
-  if (auto s = batch.batch_.Put(family_, kCheckpointKey, keys::be64(checkpoint.value())); !s.ok()) {
-    return from_status(s, "batch put");
-  }
-  if (auto s = db_->Write(rocksdb::WriteOptions(), batch.batch_.GetWriteBatch()); !s.ok()) {
+  // Through put()'s path, so an index of the batch stays whole if this
+  // commit fails; the key is the store's own, so check_key() would refuse it.
+  const std::string at = keys::be64(checkpoint.value());
+  const rocksdb::Status put = batch.indexed_ ? batch.indexed_->Put(family_, kCheckpointKey, at)
+                                             : batch.plain_.Put(family_, kCheckpointKey, at);
+  if (!put.ok()) return from_status(put, "batch put");
+  if (auto s = db_->Write(rocksdb::WriteOptions(), &batch.writes()); !s.ok()) {
     return from_status(s, fmt::format("committing read model '{}'", name_));
   }
   checkpoint_.store(checkpoint.value(), std::memory_order_release);
-  batch.batch_.Clear();
-  batch.count_ = 0;
+  batch.clear();
   return {};
 }
 
@@ -125,9 +168,9 @@ result<Entries> ModelStore::scan(std::string_view prefix, std::string_view from,
 
 result<Entries> ModelStore::Batch::scan(std::string_view prefix, std::string_view from,
                                         size_t limit) const {
-  auto& b = const_cast<rocksdb::WriteBatchWithIndex&>(batch_);
+  if (!indexed_ && plain_.Count() == 0) return store_.scan(prefix, from, limit);
   // The batch's iterator takes ownership of the base iterator.
-  std::unique_ptr<rocksdb::Iterator> it(b.NewIteratorWithBase(
+  std::unique_ptr<rocksdb::Iterator> it(indexed().NewIteratorWithBase(
       store_.family_, store_.db_->NewIterator(rocksdb::ReadOptions(), store_.family_)));
   return scan_iterator(*it, prefix, from, limit);
 }

@@ -13,7 +13,9 @@
 // - Keys starting with '\0' are the store's own (the checkpoint); a batch
 //   touching one fails with errc::invalid_argument.
 // - Reads see committed data only. Batch::get() also sees the batch's own
-//   writes, so apply() can update a value twice in one batch.
+//   writes, so apply() can update a value twice in one batch. (A batch
+//   indexes its writes only once a read needs them: one that only writes,
+//   or reads everything before its first write, never pays for the index.)
 // - One writer per store (its worker); readers on any thread.
 
 #include <rocksdb/db.h>
@@ -21,6 +23,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,12 +53,27 @@ class ModelStore {
                                                                   std::string_view from,
                                                                   size_t limit) const;
     size_t count() const { return count_; }
+    // The store this batch commits to (a projection that caches what it
+    // read keys the cache by it).
+    const ModelStore& store() const { return store_; }
 
    private:
     friend class ModelStore;
     explicit Batch(const ModelStore& store);
+    // The index of the batch's writes, built on the first read after a
+    // write (from plain_), which then takes every later write too.
+    rocksdb::WriteBatchWithIndex& indexed() const;
+    // What commit() writes.
+    rocksdb::WriteBatch& writes();
+    void clear();
+
     const ModelStore& store_;
-    rocksdb::WriteBatchWithIndex batch_;
+    // Writes until a read needs to see them: appending to a plain batch
+    // costs no key compares, where the index is a skiplist insert per write.
+    // Mutable: building the index on a read changes how the writes are
+    // held, not what they are.
+    mutable rocksdb::WriteBatch plain_;
+    mutable std::unique_ptr<rocksdb::WriteBatchWithIndex> indexed_;
     size_t count_ = 0;
   };
 

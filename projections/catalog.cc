@@ -2,9 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <functional>
-#include <set>
+#include <iterator>
+#include <list>
+#include <mutex>
+#include <unordered_map>
 
+#include "core/assert.h"
 #include "schemas/domain/agents_generated.h"
 #include "schemas/domain/projects_generated.h"
 #include "schemas/domain/tasks_generated.h"
@@ -62,23 +67,31 @@ json strs(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v
   return out;
 }
 
-// The (field, value) pairs a record is indexed under.
-std::set<std::pair<std::string, std::string>> index_entries(CatalogKind k, const json& r) {
-  std::set<std::pair<std::string, std::string>> out;
+// The (field, value) pairs a record is indexed under, sorted, without
+// duplicates (an agent may list a domain twice).
+using IndexEntries = std::vector<std::pair<std::string, std::string>>;
+
+IndexEntries index_entries(CatalogKind k, const json& r) {
+  IndexEntries out;
   if (r.is_null()) return out;
   auto add = [&](const char* field, const char* key) {
-    if (r.contains(key) && r[key].is_string()) out.emplace(field, r[key].get<std::string>());
+    const auto it = r.find(key);
+    if (it != r.end() && it->is_string()) out.emplace_back(field, it->get<std::string>());
   };
   switch (k) {
     case CatalogKind::agent:
       add("status", "status");
-      for (const auto& dom : r.value("domains", json::array()))
-        out.emplace("domain", dom.get<std::string>());
+      if (const auto it = r.find("domains"); it != r.end() && it->is_array()) {
+        for (const auto& dom : *it) out.emplace_back("domain", dom.get<std::string>());
+      }
       break;
-    case CatalogKind::project:
+    case CatalogKind::project: {
       add("phase", "phase");
-      out.emplace("archived", r.value("archived", false) ? "true" : "false");
+      const auto it = r.find("archived");
+      const bool archived = it != r.end() && it->is_boolean() && it->get<bool>();
+      out.emplace_back("archived", archived ? "true" : "false");
       break;
+    }
     case CatalogKind::task:
       add("status", "status");
       add("project", "project_id");
@@ -86,52 +99,223 @@ std::set<std::pair<std::string, std::string>> index_entries(CatalogKind k, const
       add("domain", "domain");
       break;
   }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 
+// ix/<kind>/<field>/<value>/<id>, built without fmt: it runs for every
+// index change.
+std::string index_key(CatalogKind k, std::string_view field, std::string_view value,
+                      std::string_view id) {
+  std::string out;
+  out.reserve(4 + 8 + field.size() + value.size() + id.size() + 8);
+  out += "ix/";
+  out += kind_name(k);
+  out += '/';
+  out += field;
+  out += '/';
+  out += escape(value);
+  out += '/';
+  out += id;
+  return out;
+}
+
+// A record as the cache and a batch hold it: decoded, with the index entries
+// the store holds for it.
+struct Decoded {
+  json record;  // null: absent
+  IndexEntries indexed;
+};
+
+// Least recently used records, bounded by a count. Only the worker's thread
+// uses it (under State::mu).
+class RecordCache {
+ public:
+  explicit RecordCache(size_t max_records) : max_records_(max_records) {}
+
+  // Moves the record out (a batch changes it; it comes back once committed).
+  std::optional<Decoded> take(const std::string& key) {
+    const auto it = by_key_.find(key);
+    if (it == by_key_.end()) return std::nullopt;
+    Decoded out = std::move(it->second->second);
+    lru_.erase(it->second);
+    by_key_.erase(it);
+    return out;
+  }
+  void put(std::string key, Decoded value) {
+    if (max_records_ == 0) return;
+    if (const auto it = by_key_.find(key); it != by_key_.end()) {
+      lru_.erase(it->second);
+      by_key_.erase(it);
+    }
+    lru_.emplace_front(key, std::move(value));
+    by_key_.emplace(std::move(key), lru_.begin());
+    while (lru_.size() > max_records_) {
+      by_key_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+    ENGRAM_ASSERT(by_key_.size() == lru_.size());
+  }
+  void clear() {
+    by_key_.clear();
+    lru_.clear();
+  }
+  size_t size() const { return lru_.size(); }
+
+ private:
+  const size_t max_records_;
+  std::list<std::pair<std::string, Decoded>> lru_;  // most recent first
+  std::unordered_map<std::string, std::list<std::pair<std::string, Decoded>>::iterator> by_key_;
+};
+
+}  // namespace
+
+struct CatalogProjection::State {
+  explicit State(size_t max_records) : cache(max_records) {}
+
+  // Forgets everything: the cache mirrors no store any more.
+  void reset() {
+    cache.clear();
+    pending.clear();
+    store = nullptr;
+  }
+
+  // apply() and committed() run on one worker thread; the lock only guards
+  // against an instance shared by two workers (each then resets the cache).
+  mutable std::mutex mu;
+  const core::ModelStore* store = nullptr;  // what the cache mirrors; null: nothing
+  RecordCache cache;
+  // What the last apply() wrote, for the cache once its commit succeeds.
+  std::vector<std::pair<std::string, Decoded>> pending;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+};
+
+namespace {
+
+// One apply(): every record it touches, decoded once, changed in memory and
+// written once by finish().
 class Applier {
  public:
-  explicit Applier(core::ModelStore::Batch& batch) : batch_(batch) {}
+  Applier(core::ModelStore::Batch& batch, CatalogProjection::State& state)
+      : batch_(batch), state_(state) {}
 
-  // Loads a record (null when absent), lets `change` edit it, stores it and
-  // its indexes. Creating requires `create`; editing a missing record is
-  // corruption of the log's meaning and fails.
-  core::result<void> update(CatalogKind k, const std::string& id, const core::RecordedEvent& e,
-                            bool create, const std::function<void(json&)>& change) {
-    const std::string key = record_key(k, id);
-    auto stored = batch_.get(key);
-    if (!stored) return stored.error();
-    json before = stored->has_value() ? json::parse(**stored, nullptr, false) : json();
-    if (before.is_discarded()) {
-      return core::make_error(core::errc::corruption, fmt::format("bad record '{}'", key));
-    }
-    if (before.is_null() && !create) {
-      return core::make_error(core::errc::corruption,
-                              fmt::format("{} at position {} updates unknown '{}'", e.type(),
-                                          e.position().value(), key));
-    }
-    json after =
-        before.is_null() ? json{{"created_position", e.position().value()}, {"events", 0}} : before;
-    change(after);
-    after["events"] = after["events"].get<uint64_t>() + 1;
-    after["updated_position"] = e.position().value();
-    const auto old_ix = index_entries(k, before);
-    const auto new_ix = index_entries(k, after);
-    for (const auto& [field, value] : old_ix) {
-      if (new_ix.count({field, value}) == 0) {
-        if (auto r = batch_.del(index_prefix(k, field, value) + id); !r) return r;
+  // Lets `change` edit a record (null when absent) and counts the event.
+  // Creating requires `create`; editing a missing record is corruption of
+  // the log's meaning and fails.
+  template <typename Change>
+  core::result<void> update(CatalogKind k, std::string_view id, const core::RecordedEvent& e,
+                            bool create, const Change& change) {
+    auto at = load(k, id);
+    if (!at) return at.error();
+    Touched& t = touched_[*at];
+    json& r = t.now.record;
+    if (r.is_null()) {
+      if (!create) {
+        return core::make_error(core::errc::corruption,
+                                fmt::format("{} at position {} updates unknown '{}'", e.type(),
+                                            e.position().value(), t.key));
       }
+      r = json{{"created_position", e.position().value()}, {"events", 0}};
     }
-    for (const auto& [field, value] : new_ix) {
-      if (old_ix.count({field, value}) == 0) {
-        if (auto r = batch_.put(index_prefix(k, field, value) + id, ""); !r) return r;
+    change(r);
+    json& events = r["events"];
+    events = events.get<uint64_t>() + 1;
+    r["updated_position"] = e.position().value();
+    return {};
+  }
+
+  // Writes each touched record and its net index changes (between the
+  // record as the batch found it and as it leaves it), in key order: the
+  // store's memtable inserts a run of ascending keys much faster than the
+  // same keys in a random order (its skiplist reuses the last insert's
+  // position). Every key is written at most once, so the order changes
+  // nothing else.
+  core::result<void> finish() {
+    struct Write {
+      std::string key;
+      std::string value;
+      bool del = false;
+    };
+    std::vector<Write> writes;
+    writes.reserve(touched_.size() * 3);
+    for (Touched& t : touched_) {
+      if (t.now.record.is_null()) continue;  // looked up, never created
+      IndexEntries after = index_entries(t.kind, t.now.record);
+      const IndexEntries& before = t.now.indexed;
+      IndexEntries gone;
+      IndexEntries added;
+      std::set_difference(before.begin(), before.end(), after.begin(), after.end(),
+                          std::back_inserter(gone));
+      std::set_difference(after.begin(), after.end(), before.begin(), before.end(),
+                          std::back_inserter(added));
+      for (const auto& [field, value] : gone) {
+        writes.push_back(Write{index_key(t.kind, field, value, t.id), {}, true});
       }
+      for (const auto& [field, value] : added) {
+        writes.push_back(Write{index_key(t.kind, field, value, t.id), {}, false});
+      }
+      writes.push_back(Write{t.key, t.now.record.dump(), false});
+      t.now.indexed = std::move(after);
     }
-    return batch_.put(key, after.dump());
+    std::sort(writes.begin(), writes.end(),
+              [](const Write& a, const Write& b) { return a.key < b.key; });
+    for (const Write& w : writes) {
+      if (auto r = w.del ? batch_.del(w.key) : batch_.put(w.key, w.value); !r) return r;
+    }
+    return {};
+  }
+
+  // The records as finish() wrote them, for the cache after the commit.
+  std::vector<std::pair<std::string, Decoded>> written() && {
+    std::vector<std::pair<std::string, Decoded>> out;
+    out.reserve(touched_.size());
+    for (Touched& t : touched_) {
+      if (!t.now.record.is_null()) out.emplace_back(std::move(t.key), std::move(t.now));
+    }
+    return out;
   }
 
  private:
+  struct Touched {
+    CatalogKind kind;
+    std::string id;
+    std::string key;
+    Decoded now;  // indexed: as the store holds it until finish()
+  };
+
+  // The position in touched_ of a record, loaded on first touch from the
+  // cache, else from the batch (which sees the store and any earlier
+  // apply() into the same batch).
+  core::result<size_t> load(CatalogKind k, std::string_view id) {
+    std::string key = record_key(k, id);
+    if (const auto it = position_.find(key); it != position_.end()) return it->second;
+    Decoded d;
+    if (auto cached = state_.cache.take(key)) {
+      ++state_.hits;
+      d = std::move(*cached);
+    } else {
+      ++state_.misses;
+      auto stored = batch_.get(key);
+      if (!stored) return stored.error();
+      if (stored->has_value()) {
+        d.record = json::parse(**stored, nullptr, false);
+        if (d.record.is_discarded() || !d.record.is_object()) {
+          return core::make_error(core::errc::corruption, fmt::format("bad record '{}'", key));
+        }
+        d.indexed = index_entries(k, d.record);
+      }
+    }
+    position_.emplace(key, touched_.size());
+    touched_.push_back(Touched{k, std::string(id), std::move(key), std::move(d)});
+    return touched_.size() - 1;
+  }
+
   core::ModelStore::Batch& batch_;
+  CatalogProjection::State& state_;
+  std::vector<Touched> touched_;
+  std::unordered_map<std::string, size_t> position_;  // record key -> touched_ index
 };
 
 template <typename T>
@@ -299,13 +483,62 @@ std::vector<std::string> CatalogProjection::event_types() const {
           "TestResultReported",   "TaskCompleted",      "TaskFailed"};
 }
 
+CatalogProjection::CatalogProjection(CatalogOptions options)
+    : state_(std::make_unique<State>(options.cache_max_records)) {}
+
+CatalogProjection::~CatalogProjection() = default;
+
+core::result<core::Position> CatalogProjection::open(const core::ModelStore& store,
+                                                     const std::filesystem::path& dir) {
+  (void)dir;
+  // A new worker: whatever the cache held may be another store's, or stale.
+  std::lock_guard lock(state_->mu);
+  state_->reset();
+  return store.checkpoint();
+}
+
 core::result<void> CatalogProjection::apply(std::span<const core::RecordedEvent> events,
                                             core::ModelStore::Batch& batch) {
-  Applier a(batch);
-  for (const auto& e : events) {
-    if (auto r = apply_one(a, e); !r) return r;
+  std::lock_guard lock(state_->mu);
+  State& s = *state_;
+  if (s.store != &batch.store()) {
+    s.reset();
+    s.store = &batch.store();
   }
+  // A previous apply() whose commit was never confirmed: its records are
+  // not in the store, so they must not reach the cache.
+  s.pending.clear();
+  Applier a(batch, s);
+  core::result<void> r;
+  for (const auto& e : events) {
+    r = apply_one(a, e);
+    if (!r) break;
+  }
+  if (r) r = a.finish();
+  if (!r) {
+    // The records taken out of the cache are half changed: forget them all.
+    s.reset();
+    return r;
+  }
+  s.pending = std::move(a).written();
   return {};
+}
+
+core::result<void> CatalogProjection::committed(const core::ModelStore& store,
+                                                core::Position position) {
+  (void)position;
+  std::lock_guard lock(state_->mu);
+  State& s = *state_;
+  if (s.store == &store) {
+    for (auto& [key, record] : s.pending) s.cache.put(std::move(key), std::move(record));
+  }
+  s.pending.clear();
+  return {};
+}
+
+CatalogProjection::CacheStats CatalogProjection::cache_stats() const {
+  std::lock_guard lock(state_->mu);
+  return CacheStats{state_->hits, state_->misses, state_->cache.size()};
 }
 
 const std::vector<std::string>& catalog_fields(CatalogKind kind) {
@@ -376,7 +609,7 @@ core::result<CatalogPage> list_catalog(const core::ModelStore& store, const Cata
       const auto indexed = index_entries(q.kind, record);
       bool match = true;
       for (size_t i = 1; i < q.filters.size() && match; ++i) {
-        match = indexed.count(q.filters[i]) > 0;
+        match = std::binary_search(indexed.begin(), indexed.end(), q.filters[i]);
       }
       if (match) page.items.push_back(std::move(record));
     }

@@ -11,6 +11,7 @@
 // %2F) so any value keeps its own key range.
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -23,13 +24,49 @@
 
 namespace engram::projections {
 
+struct CatalogOptions {
+  // Decoded records kept between batches on the worker's thread (least
+  // recently used evicted first), so a record that keeps changing is not
+  // re-read and re-parsed every batch. A decoded record takes about 1-2 KiB,
+  // so the default bounds the cache near 16-32 MiB. 0: no cache.
+  size_t cache_max_records = 16'384;
+};
+
+// apply() decodes each record a batch touches once (from the cache, else
+// from the store), applies all of the batch's events to it in memory, and
+// writes each touched record and its net index changes once, at the end.
+// The cache only ever holds what a commit made durable: records enter it in
+// committed(), are taken out while a batch changes them, and the whole cache
+// is dropped when apply() fails, when open() starts a new worker, or when a
+// batch of another store arrives (replay verify builds two stores with one
+// instance).
 class CatalogProjection final : public Projection {
  public:
+  explicit CatalogProjection(CatalogOptions options = {});
+  ~CatalogProjection() override;
+  CatalogProjection(const CatalogProjection&) = delete;
+  CatalogProjection& operator=(const CatalogProjection&) = delete;
+
   std::string_view name() const override { return "catalog"; }
   uint32_t version() const override { return 1; }
   std::vector<std::string> event_types() const override;
   core::result<void> apply(std::span<const core::RecordedEvent> events,
                            core::ModelStore::Batch& batch) override;
+  core::result<core::Position> open(const core::ModelStore& store,
+                                    const std::filesystem::path& dir) override;
+  core::result<void> committed(const core::ModelStore& store, core::Position position) override;
+
+  struct CacheStats {
+    uint64_t hits = 0;    // records a batch found decoded in the cache
+    uint64_t misses = 0;  // records a batch read from the store (or found absent)
+    size_t records = 0;   // now in the cache
+  };
+  CacheStats cache_stats() const;
+
+  struct State;  // the cache and what the last apply() wrote; in catalog.cc
+
+ private:
+  std::unique_ptr<State> state_;
 };
 
 enum class CatalogKind { agent, project, task };

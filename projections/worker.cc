@@ -153,6 +153,14 @@ core::result<void> Worker::apply_batch(const std::vector<core::RecordedEvent>& e
   return {};
 }
 
+size_t Worker::batch_bound(core::Position at) const {
+  const size_t catch_up = options_.catch_up_batch_events;
+  if (catch_up <= options_.max_batch_events) return options_.max_batch_events;
+  const uint64_t head = log_.head().position.value();
+  const uint64_t behind = head > at.value() ? head - at.value() : 0;
+  return behind >= catch_up ? catch_up : options_.max_batch_events;
+}
+
 core::result<void> Worker::open_indexes() {
   const std::filesystem::path dir = log_.model_dir(store_->name());
   auto at = projection_->open(*store_, dir);
@@ -200,7 +208,7 @@ void Worker::follow() {
       std::lock_guard lock(mu_);
       if (stopping_) return;
     }
-    auto events = subscription->next(options_.max_batch_events, options_.idle_wait_ms);
+    auto events = subscription->next(batch_bound(subscription->position()), options_.idle_wait_ms);
     if (!events) {
       return fail(fmt::format("reading the log: {}", events.error().to_string()));
     }

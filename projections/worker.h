@@ -6,8 +6,9 @@
 // Contract
 // - start() opens (or creates) the projection's store and resumes after its
 //   checkpoint: stored events first, then live ones, in batches of at most
-//   max_batch_events. Each batch is one apply() and one commit (data and
-//   checkpoint together; core/model_store.h).
+//   max_batch_events, or of catch_up_batch_events while at least that many
+//   events behind the head. Each batch is one apply() and one commit (data
+//   and checkpoint together; core/model_store.h).
 // - position() is the last committed position; wait_for(p) returns true
 //   once position() >= p, false when the timeout runs out or the worker has
 //   failed (read-your-writes for queries).
@@ -33,7 +34,15 @@
 namespace engram::projections {
 
 struct WorkerOptions {
+  // Events per batch when near the head: small batches keep the lag of a
+  // live event short.
   size_t max_batch_events = 1000;
+  // Events per batch while at least this many events behind the head (a
+  // rebuild, a restart after downtime): bigger batches let apply() merge
+  // more changes to one record and commit less often. Reads are capped by
+  // LogOptions::max_read_count (10,000 events by default). 0: always
+  // max_batch_events.
+  size_t catch_up_batch_events = 10'000;
   // How long the worker waits for new events before checking for stop().
   std::chrono::milliseconds idle_wait_ms{50};
   // Fault point for tests: called after apply() and before the commit of
@@ -91,6 +100,9 @@ class Worker {
   void run();
   void follow();
   core::result<void> apply_batch(const std::vector<core::RecordedEvent>& events);
+  // The events to read next after `at`: catch_up_batch_events while that
+  // far behind the head, else max_batch_events.
+  size_t batch_bound(core::Position at) const;
   void fail(std::string why);
   // open() and refresh() of the projection's outside indexes.
   core::result<void> open_indexes();

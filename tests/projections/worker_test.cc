@@ -154,3 +154,19 @@ TEST_CASE("worker: when_reached answers without blocking, on reach or on timeout
                      [&](bool r) { never_p.set_value(r); });
   CHECK_FALSE(never_p.get_future().get());
 }
+
+TEST_CASE("worker: batches are bigger while far behind the head") {
+  test::TempDir dir;
+  auto log = core::Log::open(dir.path());
+  REQUIRE(log);
+  const Position p = append(**log, "A", 120);
+  projections::WorkerOptions o;
+  o.max_batch_events = 2;
+  o.catch_up_batch_events = 50;
+  auto w = projections::Worker::start(**log, std::make_shared<Counter>(), o);
+  REQUIRE(w);
+  REQUIRE((*w)->wait_for(p, std::chrono::seconds(5)));
+  CHECK(count(**w, "A") == 120);
+  // 50 and 50 while at least 50 behind, then the last 20 in batches of 2.
+  CHECK((*w)->stats().batches == 12);
+}
