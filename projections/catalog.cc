@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/assert.h"
+#include "projections/key_part.h"
 #include "schemas/domain/agents_generated.h"
 #include "schemas/domain/projects_generated.h"
 #include "schemas/domain/tasks_generated.h"
@@ -33,26 +34,12 @@ const char* kind_name(CatalogKind k) {
   return "?";
 }
 
-std::string escape(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '%') {
-      out += "%25";
-    } else if (c == '/') {
-      out += "%2F";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 std::string record_key(CatalogKind k, std::string_view id) {
   return fmt::format("{}/{}", kind_name(k), id);
 }
 
 std::string index_prefix(CatalogKind k, std::string_view field, std::string_view value) {
-  return fmt::format("ix/{}/{}/{}/", kind_name(k), field, escape(value));
+  return fmt::format("ix/{}/{}/{}/", kind_name(k), field, escape_key_part(value));
 }
 
 std::string str(const flatbuffers::String* s) {
@@ -115,7 +102,7 @@ std::string index_key(CatalogKind k, std::string_view field, std::string_view va
   out += '/';
   out += field;
   out += '/';
-  out += escape(value);
+  out += escape_key_part(value);
   out += '/';
   out += id;
   return out;

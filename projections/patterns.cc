@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/assert.h"
+#include "projections/key_part.h"
 #include "schemas/domain/patterns_generated.h"
 #include "schemas/payload.h"
 
@@ -26,20 +27,6 @@ constexpr std::string_view kEmbedderKey = "meta/embedder";
 // The score key of a rank key: two 64-bit values as 16 hex digits each.
 constexpr size_t kScoreKeyChars = 32;
 
-std::string escape(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '%') {
-      out += "%25";
-    } else if (c == '/') {
-      out += "%2F";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 std::string record_key(std::string_view id) {
   return fmt::format("{}{}", kRecordPrefix, id);
 }
@@ -47,7 +34,7 @@ std::string vector_key(std::string_view id) {
   return fmt::format("{}{}", kVectorPrefix, id);
 }
 std::string rank_prefix(std::string_view domain) {
-  return fmt::format("{}{}/", kRankPrefix, escape(domain));
+  return fmt::format("{}{}/", kRankPrefix, escape_key_part(domain));
 }
 // Complemented so that a forward scan meets high bounds and high counts
 // first. The bound is a double in [0, 1] that is never -0.0, so its bits
