@@ -18,12 +18,12 @@
 //  4. Write side: the memories go into a real Log (fsync on) as StoreMemory
 //     commands. The first --bus-memories and the last --bus-probe go through
 //     the CommandBus (execute_sync, one at a time: concurrent commands on one
-//     owner's stream only conflict); the bulk in between is decided by the
-//     memory aggregate's own decide()/evolve() (what the bus runs, so the
-//     events are byte-for-byte what it would write) and appended with
-//     Log::append_async, because the bus's cost per command grows with the
-//     owner's memory count (see the report) and 1,000,000 commands through
-//     it would take hours.
+//     owner's stream race for its next version, and losers are retried or
+//     failed); the bulk in between is decided by the memory aggregate's own
+//     decide()/evolve() (what the bus runs, so the events are the ones it
+//     would write) and appended with Log::append_async, because the bus's
+//     cost per command grows with the owner's memory count (see the report)
+//     and 1,000,000 commands through it would take days.
 //  5. Index build: a MemoriesProjection (built-in HashingEmbedder, the log's
 //     key store, default MemoriesOptions but no periodic snapshot) follows
 //     the log with a Worker from position 0 until it reaches the head:
@@ -33,8 +33,10 @@
 //  6. Snapshot: stopping the worker writes vectors.snapshot; then, --repeats
 //     times, the page cache is told to drop the file (posix_fadvise) and a
 //     fresh worker is timed until its position reaches the head
-//     (MemoriesIndexReport must say the snapshot was loaded). The last load
-//     is a projections::Runtime, as `engram serve` starts it.
+//     (MemoriesIndexReport must say the snapshot was loaded). Once, the
+//     snapshot is moved aside to time a start without one (the model then
+//     rebuilds its index from its own store). The last load is a
+//     projections::Runtime, as `engram serve` starts it.
 //  7. Search: the real API in-process as `engram serve` wires it (http::Api
 //     over the Log, the CommandBus and the Runtime, auth off; http::Server on
 //     127.0.0.1, an ephemeral port). Per query, one at a time, in rotating
@@ -56,6 +58,7 @@
 #include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -174,11 +177,15 @@ constexpr auto kBuildPollInterval = std::chrono::milliseconds(20);
 constexpr auto kBuildProbeInterval = std::chrono::milliseconds(20);
 // Samples for the build's breakdown.
 constexpr size_t kDecryptSampleEvents = 20'000;
-// Past the model's last retraining (at 39,936 vectors with the defaults).
-constexpr size_t kIndexSampleVectors = 50'000;
+// Well past the model's last retraining (at 40,000 vectors with the
+// defaults and 10,000-event batches), for the cost of later adds.
+constexpr size_t kIndexSampleVectors = 100'000;
 // Unmeasured queries per variant before the measured rounds.
 constexpr size_t kWarmupQueries = 100;
 constexpr int kHttpTimeoutMs = 30'000;
+// StoreMemory latency through the bus is reported per this many commands,
+// to show how it grows with the owner's memory count.
+constexpr size_t kBusWindowCommands = 1'000;
 
 struct Settings {
   size_t vectors = 1'000'000;
@@ -275,6 +282,14 @@ std::string utc_now() {
   char buf[64];
   std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
   return buf;
+}
+
+// CPU time of the calling thread: what a search cost, without the time it
+// waited for a core (the cores are shared).
+int64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 int64_t unix_ms_now() {
@@ -646,7 +661,8 @@ struct Breakdown {
   size_t decrypt_sample = 0;
   double decrypt_us_per_vector = 0;
   size_t index_sample = 0;
-  std::vector<std::pair<size_t, double>> trainings;  // (vectors held, seconds)
+  size_t batch = 0;                                  // vectors per add
+  std::vector<std::pair<size_t, double>> trainings;  // (vectors held, seconds of that add)
   double add_us_after_training = 0;                    // one upsert into the final index
   double index_sample_seconds = 0;
   double faiss_seconds_at_n = 0;  // the sample, extrapolated to all vectors
@@ -659,10 +675,10 @@ Breakdown measure_breakdown(core::Log& log, const Ids& ids, const std::vector<fl
   auto key = log.keys().get(kOwner);
   if (!key || !key->has_value()) fail("the owner has no key");
   const std::string owner(kOwner);
-  core::Position from(1);
+  core::Position next(1);
   double decrypt_seconds = 0;
   while (b.decrypt_sample < kDecryptSampleEvents) {
-    auto page = log.read_all(from, 10'000);
+    auto page = log.read_all(next, 10'000);
     if (!page) fail("reading the log: " + page.error().to_string());
     if (page->empty()) break;
     const auto t0 = Clock::now();
@@ -679,48 +695,52 @@ Breakdown measure_breakdown(core::Log& log, const Ids& ids, const std::vector<fl
       ++b.decrypt_sample;
     }
     decrypt_seconds += seconds_between(t0, Clock::now());
-    from = core::Position(page->back().position().value() + 1);
+    next = core::Position(page->back().position().value() + 1);
   }
   if (b.decrypt_sample > 0) {
     b.decrypt_us_per_vector = decrypt_seconds * 1e6 / static_cast<double>(b.decrypt_sample);
   }
 
-  // FAISS: the model's VectorIndex fed one vector at a time, as
-  // MemoriesProjection::committed() does, with the same defaults.
+  // FAISS: the model's VectorIndex, with the model's options, fed in the
+  // worker's catch-up batches, one upsert_many per batch, as committed()
+  // adds a batch's vectors for one owner.
+  const proj::WorkerOptions worker_defaults{};
+  b.batch = worker_defaults.catch_up_batch_events > 0 ? worker_defaults.catch_up_batch_events
+                                                      : worker_defaults.max_batch_events;
   const proj::VectorIndex::Options options{};
   proj::VectorIndex index(options);
   b.index_sample = std::min(n, kIndexSampleVectors);
-  // Where the index retrains (the rule of VectorIndex::maybe_promote()).
-  std::vector<size_t> promotions;
   size_t lists = 1;
-  for (size_t held = 1; held <= b.index_sample; ++held) {
-    const size_t target =
-        std::min(options.nlist, std::max<size_t>(1, held / kModelMinPointsPerList));
-    if (held >= options.ivf_min_vectors && target >= 2 * lists) {
-      promotions.push_back(held);
+  double after_sum = 0;
+  size_t after_vectors = 0;
+  std::vector<int64_t> batch_ids;
+  const auto s0 = Clock::now();
+  for (size_t from = 0; from < b.index_sample; from += b.batch) {
+    const size_t to = std::min(b.index_sample, from + b.batch);
+    batch_ids.clear();
+    for (size_t i = from; i < to; ++i) batch_ids.push_back(proj::vector_id(ids.of(i)));
+    const auto t0 = Clock::now();
+    auto r = index.upsert_many(batch_ids, std::span<const float>(&base[from * kDimensions],
+                                                                 (to - from) * kDimensions));
+    const double secs = seconds_between(t0, Clock::now());
+    if (!r) fail("VectorIndex::upsert_many: " + r.error().to_string());
+    // Whether this add retrained: the rule of VectorIndex::maybe_promote(),
+    // which runs after each add.
+    const size_t target = std::min(options.nlist, std::max<size_t>(1, to / kModelMinPointsPerList));
+    if (to >= options.ivf_min_vectors && target >= 2 * lists) {
+      b.trainings.emplace_back(to, secs);
       lists = target;
+      after_sum = 0;
+      after_vectors = 0;
+    } else {
+      after_sum += secs;
+      after_vectors += to - from;
     }
   }
-  const size_t last_promotion = promotions.empty() ? 0 : promotions.back();
-  double after_sum = 0;
-  size_t after_count = 0;
-  const auto s0 = Clock::now();
-  for (size_t i = 0; i < b.index_sample; ++i) {
-    const auto t0 = Clock::now();
-    auto r = index.upsert(proj::vector_id(ids.of(i)),
-                          std::span<const float>(&base[i * kDimensions], kDimensions));
-    const double s = seconds_between(t0, Clock::now());
-    if (!r) fail("VectorIndex::upsert: " + r.error().to_string());
-    const size_t held = i + 1;
-    if (std::find(promotions.begin(), promotions.end(), held) != promotions.end()) {
-      b.trainings.emplace_back(held, s);
-    } else if (held > last_promotion) {
-      after_sum += s;
-      ++after_count;
-    }
+  if (after_vectors > 0) {
+    b.add_us_after_training = after_sum * 1e6 / static_cast<double>(after_vectors);
   }
   b.index_sample_seconds = seconds_between(s0, Clock::now());
-  if (after_count > 0) b.add_us_after_training = after_sum * 1e6 / static_cast<double>(after_count);
   b.faiss_seconds_at_n = b.index_sample_seconds + static_cast<double>(n - b.index_sample) *
                                                       b.add_us_after_training / 1e6;
   return b;
@@ -797,6 +817,26 @@ void evict_from_page_cache(const fs::path& file) {
   ::close(fd);
 }
 
+// The disk's floor for a load: the whole file with read() into one buffer.
+double raw_read_seconds(const fs::path& file) {
+  constexpr size_t kReadChunkBytes = 8 << 20;
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("opening " + file.string() + ": " + std::strerror(errno));
+  std::string buffer(kReadChunkBytes, '\0');
+  const auto t0 = Clock::now();
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      fail("reading " + file.string() + ": " + std::strerror(errno));
+    }
+    if (n == 0) break;
+  }
+  ::close(fd);
+  return seconds_between(t0, Clock::now());
+}
+
 std::shared_ptr<proj::MemoriesProjection> make_model(core::Log& log) {
   proj::MemoriesOptions options;
   // No periodic snapshot during the build: only close() writes one, so the
@@ -826,6 +866,9 @@ constexpr std::string_view kVariantNames[kVariants] = {
 struct SearchRun {
   // [variant][round]: per-query latency.
   std::vector<std::vector<std::vector<int64_t>>> latency_ns;
+  // [variant][round]: per-query CPU time of this thread; the API's work runs
+  // on the server's threads, so only the in-process paths have one.
+  std::vector<std::vector<std::vector<int64_t>>> cpu_ns;
   // [variant][query]: ids found in round 0, best first (kK of them).
   std::vector<std::vector<std::vector<int64_t>>> found;
   std::vector<std::vector<int64_t>> model_by_similarity;  // nearest(), k=10
@@ -838,6 +881,11 @@ struct SearchRun {
   double p99(Variant v) const {
     std::vector<double> r;
     for (const auto& round : latency_ns[v]) r.push_back(percentile_ms(round, 0.99));
+    return median(r);
+  }
+  double cpu(Variant v, double q) const {
+    std::vector<double> r;
+    for (const auto& round : cpu_ns[v]) r.push_back(percentile_ms(round, q));
     return median(r);
   }
   double max(Variant v) const {
@@ -862,6 +910,7 @@ SearchRun run_searches(const Settings& s, const Ids& ids, const std::vector<floa
                        const proj::Worker& worker, uint16_t port) {
   SearchRun run;
   run.latency_ns.assign(kVariants, std::vector<std::vector<int64_t>>(static_cast<size_t>(s.repeats)));
+  run.cpu_ns = run.latency_ns;
   run.found.assign(kVariants, std::vector<std::vector<int64_t>>(s.queries));
   std::vector<std::string> bodies;
   bodies.reserve(s.queries);
@@ -936,9 +985,12 @@ SearchRun run_searches(const Settings& s, const Ids& ids, const std::vector<floa
       for (size_t j = 0; j < kVariants; ++j) {
         const auto v = static_cast<Variant>((q + static_cast<size_t>(round) + j) % kVariants);
         std::vector<int64_t>* keep = round == 0 ? &run.found[v][q] : nullptr;
+        const int64_t c0 = thread_cpu_ns();
         const auto t0 = Clock::now();
         one(v, q, keep);
-        run.latency_ns[v][static_cast<size_t>(round)].push_back(ns_between(t0, Clock::now()));
+        const auto t1 = Clock::now();
+        run.latency_ns[v][static_cast<size_t>(round)].push_back(ns_between(t0, t1));
+        run.cpu_ns[v][static_cast<size_t>(round)].push_back(thread_cpu_ns() - c0);
       }
     }
     std::cerr << fmt::format("  round {}: p50/p99 ms direct10 {}/{}, direct200 {}/{}, model {}/{}, "
@@ -978,6 +1030,7 @@ struct Results {
   BusRun bus_probe;
   size_t bus_first_window = 0;
   double bus_first_window_ms = 0, bus_last_window_ms = 0;  // mean latency of the first / last commands
+  std::vector<double> bus_window_ms;  // mean latency per kBusWindowCommands commands, in order
   double load_seconds = 0;
   uint64_t log_bytes = 0;
   BuildRun build;
@@ -987,6 +1040,7 @@ struct Results {
   std::vector<double> snapshot_loads;  // seconds; the last one is the Runtime's
   // Without a snapshot: open() rebuilds the index from the model's vec/ keys.
   double store_rebuild_seconds = 0;
+  double snapshot_raw_read_seconds = 0;  // read() of the whole file, page cache dropped
   SearchRun search;
   double recall_direct = 0, recall_model_index = 0, recall_model = 0, recall_api = 0;
   double peak_rss_gib = 0;
@@ -1036,8 +1090,10 @@ std::string render_table(const Results& r) {
                    with_commas(build_rate), with_commas(direct_rate), build_rate / direct_rate);
   const double load = median(r.snapshot_loads);
   t += fmt::format("| snapshot load (restart to caught up), median | {:.2f} s | the build from "
-                   "the log {:.1f} s | {:.3f}x | info (no target) |\n",
-                   load, r.build.seconds, load / r.build.seconds);
+                   "the log {:.1f} s; read() of the file {:.1f} s | {:.3f}x; {:.1f}x | info (no "
+                   "target) |\n",
+                   load, r.build.seconds, r.snapshot_raw_read_seconds, load / r.build.seconds,
+                   load / r.snapshot_raw_read_seconds);
   t += fmt::format("| start without a snapshot (index rebuilt from the model's store) | {:.2f} s "
                    "| the build from the log {:.1f} s | {:.3f}x | info |\n",
                    r.store_rebuild_seconds, r.build.seconds, r.store_rebuild_seconds / r.build.seconds);
@@ -1069,20 +1125,38 @@ std::string render_details(const Settings& s, const Results& r) {
   const SearchRun& sr = r.search;
   std::string d;
   d += "\nSearch latency in ms (per query, one at a time; medians across rounds):\n\n";
-  d += "| path | p50 | p99 | max | recall@10 |\n|---|---:|---:|---:|---:|\n";
+  d += "| path | p50 | p99 | max | CPU p50 | CPU p99 | recall@10 |\n"
+       "|---|---:|---:|---:|---:|---:|---:|\n";
   const double recalls[kVariants] = {r.recall_direct, r.recall_direct, r.recall_model,
                                      r.recall_api};
   for (size_t v = 0; v < kVariants; ++v) {
     const auto var = static_cast<Variant>(v);
-    d += fmt::format("| {} | {} | {} | {} | {:.4f} |\n", kVariantNames[v], ms(sr.p50(var)),
-                     ms(sr.p99(var)), ms(sr.max(var)), recalls[v]);
+    const bool in_thread = var != kApi;
+    d += fmt::format("| {} | {} | {} | {} | {} | {} | {:.4f} |\n", kVariantNames[v],
+                     ms(sr.p50(var)), ms(sr.p99(var)), ms(sr.max(var)),
+                     in_thread ? ms(sr.cpu(var, 0.5)) : "n/a", in_thread ? ms(sr.cpu(var, 0.99)) : "n/a",
+                     recalls[v]);
   }
+  d += "\nCPU: the calling thread's CPU time per search (the API's runs on the server's I/O "
+       "threads). Wall time above CPU time is time spent waiting for one of the shared cores.\n";
+  // What one search must touch: nprobe lists of ~n / nlist full vectors.
+  const double scanned = static_cast<double>(r.direct.ivf->nprobe) * static_cast<double>(r.n) /
+                         static_cast<double>(r.direct.ivf->nlist);
+  d += fmt::format(
+      "\nCost floor: with {} lists and nprobe {}, a search scans ~{} vectors ({:.0f} MB of "
+      "float32, largest list {}), so FAISS alone needs {} ms of CPU at p50 here; the model adds "
+      "{} ms (CPU p50, in-process minus direct k=200) and HTTP {} ms (wall p50, API minus "
+      "in-process).\n",
+      r.direct.ivf->nlist, r.direct.ivf->nprobe, with_commas(scanned),
+      scanned * kDimensions * sizeof(float) / 1e6,
+      with_commas(static_cast<double>(r.direct.largest_list)), ms(sr.cpu(kDirect10, 0.5)),
+      ms(sr.cpu(kModel, 0.5) - sr.cpu(kDirect200, 0.5)), ms(sr.p50(kApi) - sr.p50(kModel)));
   d += fmt::format(
       "\nRecall: the API ranks its {} nearest candidates by 0.70 similarity + 0.20 importance + "
       "0.10 recency. Every memory has importance {}, and all were stored within {:.0f} s, so "
       "recency moves a score by at most {:.1e}: only neighbours whose similarities differ by "
-      "less than {:.1e} can swap. {} of {} queries have their 10th and 11th true neighbours that "
-      "close. The model's index alone (nearest(), by similarity) gives recall {:.4f}; the API "
+      "less than {:.1e} can swap. Queries whose 10th and 11th true neighbours are that close: {} "
+      "of {}. The model's index alone (nearest(), by similarity) gives recall {:.4f}; the API "
       "{:.4f}.{}\n",
       proj::kMemoryCandidates, kImportance, r.load_seconds, r.blend_slack,
       r.blend_slack / proj::kMemoryWeightSimilarity, r.near_ties, s.queries, r.recall_model_index, r.recall_api,
@@ -1104,15 +1178,17 @@ std::string render_details(const Settings& s, const Results& r) {
                    decrypt_s);
   std::string trainings;
   for (const auto& [held, secs] : b.trainings) {
-    trainings += fmt::format("{}{:.2f} s at {} vectors", trainings.empty() ? "" : ", ", secs,
+    trainings += fmt::format("{}{:.2f} s reaching {} vectors", trainings.empty() ? "" : ", ", secs,
                              with_commas(static_cast<double>(held)));
   }
   d += fmt::format(
-      "- FAISS, one upsert per vector as the model does (VectorIndex with the model's options, "
-      "sample of the first {}): k-means retrainings {}; then {:.1f} us per added vector; ~{:.1f} "
-      "s of the build at {} vectors\n",
-      with_commas(static_cast<double>(b.index_sample)), trainings.empty() ? "none" : trainings,
-      b.add_us_after_training, b.faiss_seconds_at_n, with_commas(static_cast<double>(r.n)));
+      "- FAISS (a VectorIndex with the model's options fed the first {} vectors in the worker's "
+      "catch-up batches of {}, one upsert_many each, as committed() adds a batch): adds that "
+      "retrained (k-means) {}; then {:.1f} us per added vector; ~{:.1f} s of the build at {} "
+      "vectors\n",
+      with_commas(static_cast<double>(b.index_sample)), with_commas(static_cast<double>(b.batch)),
+      trainings.empty() ? "none" : trainings, b.add_us_after_training, b.faiss_seconds_at_n,
+      with_commas(static_cast<double>(r.n)));
   d += fmt::format("- the rest (reading the log, FlatBuffers, the model's records in RocksDB, "
                    "commits): ~{:.1f} s\n",
                    std::max(0.0, r.build.seconds - decrypt_s - b.faiss_seconds_at_n));
@@ -1140,6 +1216,10 @@ std::string render_details(const Settings& s, const Results& r) {
   d += fmt::format("- loads (page cache dropped before each; the last through a Runtime): {} s; "
                    "median {:.2f} s; every load reported snapshot_loaded with 0 tail events\n",
                    loads, median(r.snapshot_loads));
+  d += fmt::format("- the disk's floor: read() of the whole file, page cache dropped: {:.2f} s "
+                   "({:.0f} MB/s)\n",
+                   r.snapshot_raw_read_seconds,
+                   static_cast<double>(r.snapshot_bytes) / 1e6 / r.snapshot_raw_read_seconds);
 
   d += "\nDirect FAISS (the peer):\n\n";
   d += fmt::format("- IndexIVFFlat, inner product, nlist {}, nprobe {}, trained on {} vectors "
@@ -1160,6 +1240,12 @@ std::string render_details(const Settings& s, const Results& r) {
       with_commas(static_cast<double>(r.bus_first.commands) / r.bus_first.seconds),
       ms(percentile_ms(r.bus_first.latency_ns, 0.5)), ms(percentile_ms(r.bus_first.latency_ns, 0.99)),
       r.bus_first_window, ms(r.bus_first_window_ms), r.bus_first_window, ms(r.bus_last_window_ms));
+  if (!r.bus_window_ms.empty()) {
+    std::string windows;
+    for (double w : r.bus_window_ms) windows += fmt::format("{}{:.2f}", windows.empty() ? "" : ", ", w);
+    d += fmt::format("- the same, mean ms per {} commands in order: {}\n",
+                     with_commas(static_cast<double>(kBusWindowCommands)), windows);
+  }
   d += fmt::format("- bulk (decide + append_async, {} events per append, {} in flight): {} "
                    "events in {:.1f} s ({} events/s; deciding {:.1f} s of it)\n",
                    kBulkEventsPerAppend, kBulkAppendsInFlight,
@@ -1216,21 +1302,24 @@ std::string render_header(const Settings& s, const Results& r, const std::string
       "(`\"embedder\": \"{}\"`), importance {}, no tags, into a real Log (fsync on, as `engram "
       "serve` opens it). The first {} and the last {} go through the CommandBus with "
       "`execute_sync`, one at a time: an owner's memories are one stream, so concurrent "
-      "commands for it only lose the version race. The bulk between them is decided by the "
+      "commands for it race for its next version (the bus retries a loser 3 times, then fails "
+      "it). The bulk between them is decided by the "
       "memory aggregate's own `decide()`/`evolve()` (what the bus runs, so the events are the "
       "bus's, sealed with the owner's key) and appended with `Log::append_async`, {} events per "
       "append, {} in flight: through the bus, each command copies the owner's whole state (all "
       "memory ids), and once that state is over the bus's cache budget it re-reads the whole "
-      "stream, so 1,000,000 commands for one owner would take hours (see the table).\n",
-      kEmbedderLabel, kImportance, s.bus_memories, s.bus_probe, kBulkEventsPerAppend,
+      "stream, so 1,000,000 commands for one owner would take days (see the table).\n",
+      kEmbedderLabel, kImportance, with_commas(static_cast<double>(s.bus_memories)), s.bus_probe,
+      kBulkEventsPerAppend,
       kBulkAppendsInFlight);
   h += "2. Index build. A `MemoriesProjection` (built-in `HashingEmbedder`, the log's key store, "
        "default `MemoriesOptions` except no periodic snapshot) follows the log with a `Worker` "
        "from position 0 to the head. Timed from `Worker::start` to `position()` reaching the "
        "head; this includes decrypting each sealed vector, the model's RocksDB records and the "
        "FAISS training and adds. The decrypt and FAISS shares are measured on samples after the "
-       "build (the FAISS one with a `VectorIndex` of the model's options fed one vector at a "
-       "time, as `committed()` does). A side thread runs `nearest()` every 20 ms meanwhile.\n";
+       "build (the FAISS one with a `VectorIndex` of the model's options fed in the worker's "
+       "catch-up batches, one `upsert_many` each, as `committed()` adds a batch). A side thread "
+       "runs `nearest()` every 20 ms meanwhile.\n";
   h += "3. Snapshot. Stopping the worker writes `vectors.snapshot` (timed). Each load drops the "
        "file from the page cache (`posix_fadvise(DONTNEED)`), starts a fresh model and worker, "
        "and is timed until `position()` reaches the head; `MemoriesIndexReport` must say the "
@@ -1364,6 +1453,13 @@ int run(int argc, char** argv) {
       r.bus_first_window_ms = first / static_cast<double>(r.bus_first_window) / 1e6;
       r.bus_last_window_ms = last / static_cast<double>(r.bus_first_window) / 1e6;
     }
+    for (size_t w = 0; w + kBusWindowCommands <= r.bus_first.commands; w += kBusWindowCommands) {
+      double sum = 0;
+      for (size_t i = w; i < w + kBusWindowCommands; ++i) {
+        sum += static_cast<double>(r.bus_first.latency_ns[i]);
+      }
+      r.bus_window_ms.push_back(sum / static_cast<double>(kBusWindowCommands) / 1e6);
+    }
     std::cerr << fmt::format("bus: {} StoreMemory in {:.1f} s (first {} mean {} ms, last {} ms)\n",
                              r.bus_first.commands, r.bus_first.seconds, r.bus_first_window,
                              ms(r.bus_first_window_ms), ms(r.bus_last_window_ms));
@@ -1412,6 +1508,8 @@ int run(int argc, char** argv) {
       if (model->report().snapshots_written != 1) fail("closing the model wrote no snapshot");
     }
     r.snapshot_bytes = fs::file_size(snapshot);
+    evict_from_page_cache(snapshot);
+    r.snapshot_raw_read_seconds = raw_read_seconds(snapshot);
     std::cerr << fmt::format("snapshot written in {:.1f} s ({} bytes)\n", r.snapshot_write_seconds,
                              r.snapshot_bytes);
     const core::Position head = log->head().position;
