@@ -21,13 +21,11 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <linux/magic.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/version.h>
 #include <rocksdb/write_batch.h>
 #include <stdlib.h>
-#include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -55,6 +53,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/report.h"
 #include "core/log.h"
 
 #ifndef ENGRAM_BENCH_DEFAULT_DIR
@@ -65,6 +64,12 @@
 #endif
 
 namespace {
+
+using engram::bench::cpu_model;
+using engram::bench::filesystem_type;
+using engram::bench::median;
+using engram::bench::utc_now;
+using engram::bench::with_commas;
 
 namespace fs = std::filesystem;
 namespace core = engram::core;
@@ -133,25 +138,6 @@ class ScratchDir {
  private:
   fs::path path_;
 };
-
-std::string filesystem_type(const fs::path& dir) {
-  struct statfs st {};
-  if (statfs(dir.c_str(), &st) != 0) return "unknown filesystem";
-  switch (static_cast<unsigned long>(st.f_type)) {
-    case EXT4_SUPER_MAGIC:
-      return "ext2/3/4";
-    case TMPFS_MAGIC:
-      return "tmpfs";
-    case XFS_SUPER_MAGIC:
-      return "xfs";
-    case BTRFS_SUPER_MAGIC:
-      return "btrfs";
-    case OVERLAYFS_SUPER_MAGIC:
-      return "overlayfs";
-    default:
-      return fmt::format("filesystem 0x{:x}", static_cast<unsigned long>(st.f_type));
-  }
-}
 
 // One measured run: how many units (events, or fdatasyncs for the floor) per
 // second, and the latency of one call.
@@ -533,29 +519,12 @@ Sample run_fdatasync_floor(const Settings& settings) {
   return s;
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t mid = v.size() / 2;
-  return v.size() % 2 == 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
-
 template <typename T, typename F>
 double median_of(const std::vector<T>& samples, F field) {
   std::vector<double> v;
   v.reserve(samples.size());
   for (const T& s : samples) v.push_back(field(s));
   return median(std::move(v));
-}
-
-// 1234567 -> "1,234,567".
-std::string with_commas(double value) {
-  std::string digits = fmt::format("{:.0f}", value);
-  std::string out;
-  const size_t first = digits.size() % 3 == 0 ? 3 : digits.size() % 3;
-  out.append(digits, 0, first);
-  for (size_t i = first; i < digits.size(); i += 3) out.append(",").append(digits, i, 3);
-  return out;
 }
 
 std::string ms(double v) {
@@ -675,27 +644,6 @@ std::string render_results(const std::vector<Row>& rows, const Sample& floor) {
         rocks);
   }
   return out;
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
-    }
-  }
-  return "unknown CPU";
 }
 
 std::string render_header(const Settings& settings, const std::string& fs_type) {

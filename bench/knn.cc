@@ -48,15 +48,14 @@
 // Usage: engram_bench_knn [--vectors N] [--queries Q] ... (--help lists all).
 // Progress goes to stderr; stdout gets the result table; --out the report.
 
-#include <fcntl.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/utils/distances.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <rocksdb/version.h>
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +90,7 @@
 #include "adapters/embed/hashing_embedder.h"
 #include "adapters/http/api.h"
 #include "adapters/http/server.h"
+#include "bench/report.h"
 #include "commands/bus.h"
 #include "commands/ids.h"
 #include "commands/memory.h"
@@ -114,6 +114,13 @@
 #endif
 
 namespace {
+
+using engram::bench::cpu_model;
+using engram::bench::filesystem_type;
+using engram::bench::load_average;
+using engram::bench::median;
+using engram::bench::utc_now;
+using engram::bench::with_commas;
 
 namespace fs = std::filesystem;
 namespace core = engram::core;
@@ -237,53 +244,6 @@ double status_gib(std::string_view field) {
   return 0;
 }
 
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return fmt::format("{} {} {}", a, b, c);
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
-    }
-  }
-  return "unknown CPU";
-}
-
-std::string filesystem_type(const fs::path& dir) {
-  struct statfs st {};
-  if (statfs(dir.c_str(), &st) != 0) return "unknown filesystem";
-  switch (static_cast<unsigned long>(st.f_type)) {
-    case 0xEF53:
-      return "ext2/3/4";
-    case 0x01021994:
-      return "tmpfs";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683E:
-      return "btrfs";
-    case 0x794c7630:
-      return "overlayfs";
-    default:
-      return fmt::format("filesystem 0x{:x}", static_cast<unsigned long>(st.f_type));
-  }
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
-}
-
 // CPU time of the calling thread: what a search cost, without the time it
 // waited for a core (the cores are shared).
 int64_t thread_cpu_ns() {
@@ -325,22 +285,6 @@ double percentile_ms(std::vector<int64_t> ns, double q) {
   std::sort(ns.begin(), ns.end());
   const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(ns.size())));
   return static_cast<double>(ns[std::clamp<size_t>(rank, 1, ns.size()) - 1]) / 1e6;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t mid = v.size() / 2;
-  return v.size() % 2 == 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
-
-std::string with_commas(double value) {
-  std::string digits = fmt::format("{:.0f}", value);
-  std::string out;
-  const size_t first = digits.size() % 3 == 0 ? 3 : digits.size() % 3;
-  out.append(digits, 0, first);
-  for (size_t i = first; i < digits.size(); i += 3) out.append(",").append(digits, i, 3);
-  return out;
 }
 
 std::string ms(double v) {
@@ -512,7 +456,8 @@ BusRun store_through_bus(cmd::CommandBus& bus, const Ids& ids, const std::vector
     const auto t0 = Clock::now();
     auto r = bus.execute_sync(std::move(req));
     const auto t1 = Clock::now();
-    if (!r) fail(fmt::format("StoreMemory {}: {} ({})", ids.of(i), r.error().code, r.error().detail));
+    if (!r)
+      fail(fmt::format("StoreMemory {}: {} ({})", ids.of(i), r.error().code, r.error().detail));
     run.latency_ns.push_back(ns_between(t0, t1));
     run.seconds += seconds_between(t0, t1);
   }
@@ -663,7 +608,7 @@ struct Breakdown {
   size_t index_sample = 0;
   size_t batch = 0;                                  // vectors per add
   std::vector<std::pair<size_t, double>> trainings;  // (vectors held, seconds of that add)
-  double add_us_after_training = 0;                    // one upsert into the final index
+  double add_us_after_training = 0;                  // one upsert into the final index
   double index_sample_seconds = 0;
   double faiss_seconds_at_n = 0;  // the sample, extrapolated to all vectors
 };
@@ -686,11 +631,13 @@ Breakdown measure_breakdown(core::Log& log, const Ids& ids, const std::vector<fl
       if (e.type() != "MemoryStored" || b.decrypt_sample >= kDecryptSampleEvents) continue;
       const engram::schema::Aligned payload(e.payload());
       const auto* ev = engram::schema::verified<engram::domain::MemoryStored>(payload);
-      if (ev == nullptr || ev->sealed_embedding() == nullptr) fail("a MemoryStored without a vector");
+      if (ev == nullptr || ev->sealed_embedding() == nullptr)
+        fail("a MemoryStored without a vector");
       const std::string_view sealed(reinterpret_cast<const char*>(ev->sealed_embedding()->data()),
                                     ev->sealed_embedding()->size());
       const std::string id = ev->memory_id()->str();
-      auto raw = core::aead_open((*key)->key, sealed, engram::domain::memory_embedding_aad(owner, id));
+      auto raw =
+          core::aead_open((*key)->key, sealed, engram::domain::memory_embedding_aad(owner, id));
       if (!raw || raw->size() != kDimensions * sizeof(float)) fail("cannot open a sealed vector");
       ++b.decrypt_sample;
     }
@@ -720,8 +667,8 @@ Breakdown measure_breakdown(core::Log& log, const Ids& ids, const std::vector<fl
     batch_ids.clear();
     for (size_t i = from; i < to; ++i) batch_ids.push_back(proj::vector_id(ids.of(i)));
     const auto t0 = Clock::now();
-    auto r = index.upsert_many(batch_ids, std::span<const float>(&base[from * kDimensions],
-                                                                 (to - from) * kDimensions));
+    auto r = index.upsert_many(
+        batch_ids, std::span<const float>(&base[from * kDimensions], (to - from) * kDimensions));
     const double secs = seconds_between(t0, Clock::now());
     if (!r) fail("VectorIndex::upsert_many: " + r.error().to_string());
     // Whether this add retrained: the rule of VectorIndex::maybe_promote(),
@@ -741,8 +688,8 @@ Breakdown measure_breakdown(core::Log& log, const Ids& ids, const std::vector<fl
     b.add_us_after_training = after_sum * 1e6 / static_cast<double>(after_vectors);
   }
   b.index_sample_seconds = seconds_between(s0, Clock::now());
-  b.faiss_seconds_at_n = b.index_sample_seconds + static_cast<double>(n - b.index_sample) *
-                                                      b.add_us_after_training / 1e6;
+  b.faiss_seconds_at_n = b.index_sample_seconds +
+                         static_cast<double>(n - b.index_sample) * b.add_us_after_training / 1e6;
   return b;
 }
 
@@ -909,12 +856,14 @@ SearchRun run_searches(const Settings& s, const Ids& ids, const std::vector<floa
                        const DirectIndex& direct, const proj::MemoriesProjection& model,
                        const proj::Worker& worker, uint16_t port) {
   SearchRun run;
-  run.latency_ns.assign(kVariants, std::vector<std::vector<int64_t>>(static_cast<size_t>(s.repeats)));
+  run.latency_ns.assign(kVariants,
+                        std::vector<std::vector<int64_t>>(static_cast<size_t>(s.repeats)));
   run.cpu_ns = run.latency_ns;
   run.found.assign(kVariants, std::vector<std::vector<int64_t>>(s.queries));
   std::vector<std::string> bodies;
   bodies.reserve(s.queries);
-  for (size_t q = 0; q < s.queries; ++q) bodies.push_back(search_body(&queries[q * kDimensions], kK));
+  for (size_t q = 0; q < s.queries; ++q)
+    bodies.push_back(search_body(&queries[q * kDimensions], kK));
   engram::test::HttpClient client(port, kHttpTimeoutMs);
   if (!client.connect()) fail("cannot connect to the API");
   const std::string owner(kOwner);
@@ -993,17 +942,17 @@ SearchRun run_searches(const Settings& s, const Ids& ids, const std::vector<floa
         run.cpu_ns[v][static_cast<size_t>(round)].push_back(thread_cpu_ns() - c0);
       }
     }
-    std::cerr << fmt::format("  round {}: p50/p99 ms direct10 {}/{}, direct200 {}/{}, model {}/{}, "
-                             "api {}/{}\n",
-                             round + 1,
-                             ms(percentile_ms(run.latency_ns[kDirect10][static_cast<size_t>(round)], 0.5)),
-                             ms(percentile_ms(run.latency_ns[kDirect10][static_cast<size_t>(round)], 0.99)),
-                             ms(percentile_ms(run.latency_ns[kDirect200][static_cast<size_t>(round)], 0.5)),
-                             ms(percentile_ms(run.latency_ns[kDirect200][static_cast<size_t>(round)], 0.99)),
-                             ms(percentile_ms(run.latency_ns[kModel][static_cast<size_t>(round)], 0.5)),
-                             ms(percentile_ms(run.latency_ns[kModel][static_cast<size_t>(round)], 0.99)),
-                             ms(percentile_ms(run.latency_ns[kApi][static_cast<size_t>(round)], 0.5)),
-                             ms(percentile_ms(run.latency_ns[kApi][static_cast<size_t>(round)], 0.99)));
+    std::cerr << fmt::format(
+        "  round {}: p50/p99 ms direct10 {}/{}, direct200 {}/{}, model {}/{}, "
+        "api {}/{}\n",
+        round + 1, ms(percentile_ms(run.latency_ns[kDirect10][static_cast<size_t>(round)], 0.5)),
+        ms(percentile_ms(run.latency_ns[kDirect10][static_cast<size_t>(round)], 0.99)),
+        ms(percentile_ms(run.latency_ns[kDirect200][static_cast<size_t>(round)], 0.5)),
+        ms(percentile_ms(run.latency_ns[kDirect200][static_cast<size_t>(round)], 0.99)),
+        ms(percentile_ms(run.latency_ns[kModel][static_cast<size_t>(round)], 0.5)),
+        ms(percentile_ms(run.latency_ns[kModel][static_cast<size_t>(round)], 0.99)),
+        ms(percentile_ms(run.latency_ns[kApi][static_cast<size_t>(round)], 0.5)),
+        ms(percentile_ms(run.latency_ns[kApi][static_cast<size_t>(round)], 0.99)));
   }
   // The model's index alone, ranked by similarity only (no blend).
   run.model_by_similarity.resize(s.queries);
@@ -1029,7 +978,8 @@ struct Results {
   BulkRun bulk;
   BusRun bus_probe;
   size_t bus_first_window = 0;
-  double bus_first_window_ms = 0, bus_last_window_ms = 0;  // mean latency of the first / last commands
+  double bus_first_window_ms = 0,
+         bus_last_window_ms = 0;      // mean latency of the first / last commands
   std::vector<double> bus_window_ms;  // mean latency per kBusWindowCommands commands, in order
   double load_seconds = 0;
   uint64_t log_bytes = 0;
@@ -1049,8 +999,8 @@ struct Results {
 uint64_t directory_bytes(const fs::path& dir) {
   uint64_t total = 0;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     if (it->is_regular_file(ec)) total += it->file_size(ec);
   }
@@ -1062,61 +1012,70 @@ std::string render_table(const Results& r) {
   std::string t;
   t += "| figure | engram | target / peer (same run) | ratio | verdict |\n";
   t += "|---|---:|---|---:|---|\n";
-  t += fmt::format("| recall@10, HTTP API | {:.4f} | target >= {:.2f}; direct FAISS {:.4f} | "
-                   "{:.3f}x | {} |\n",
-                   r.recall_api, kTargetRecall, r.recall_direct, r.recall_api / r.recall_direct,
-                   met(r.recall_api >= kTargetRecall));
-  t += fmt::format("| recall@10, the model's index alone (by similarity) | {:.4f} | direct FAISS "
-                   "{:.4f} | {:.3f}x | info |\n",
-                   r.recall_model_index, r.recall_direct, r.recall_model_index / r.recall_direct);
+  t += fmt::format(
+      "| recall@10, HTTP API | {:.4f} | target >= {:.2f}; direct FAISS {:.4f} | "
+      "{:.3f}x | {} |\n",
+      r.recall_api, kTargetRecall, r.recall_direct, r.recall_api / r.recall_direct,
+      met(r.recall_api >= kTargetRecall));
+  t += fmt::format(
+      "| recall@10, the model's index alone (by similarity) | {:.4f} | direct FAISS "
+      "{:.4f} | {:.3f}x | info |\n",
+      r.recall_model_index, r.recall_direct, r.recall_model_index / r.recall_direct);
   const double api50 = sr.p50(kApi), api99 = sr.p99(kApi);
   const double d50 = sr.p50(kDirect10), d99 = sr.p99(kDirect10);
   t += fmt::format("| search p50, HTTP API | {} ms | direct FAISS k=10 {} ms | {:.2f}x | info |\n",
                    ms(api50), ms(d50), api50 / d50);
   t += fmt::format("| search p99, HTTP API | {} ms | target < {:.0f} ms | | {} |\n", ms(api99),
                    kTargetApiP99Ms, met(api99 < kTargetApiP99Ms));
-  t += fmt::format("| search p99, HTTP API vs direct FAISS | {} ms | direct FAISS k=10 {} ms; "
-                   "target <= {:.0f}x | {:.2f}x | {} |\n",
-                   ms(api99), ms(d99), kTargetApiVsDirectP99, api99 / d99,
-                   met(api99 / d99 <= kTargetApiVsDirectP99));
-  t += fmt::format("| search p99, model in-process (no HTTP) | {} ms | direct FAISS k=200 {} ms | "
-                   "{:.2f}x | info |\n",
-                   ms(sr.p99(kModel)), ms(sr.p99(kDirect200)), sr.p99(kModel) / sr.p99(kDirect200));
+  t += fmt::format(
+      "| search p99, HTTP API vs direct FAISS | {} ms | direct FAISS k=10 {} ms; "
+      "target <= {:.0f}x | {:.2f}x | {} |\n",
+      ms(api99), ms(d99), kTargetApiVsDirectP99, api99 / d99,
+      met(api99 / d99 <= kTargetApiVsDirectP99));
+  t += fmt::format(
+      "| search p99, model in-process (no HTTP) | {} ms | direct FAISS k=200 {} ms | "
+      "{:.2f}x | info |\n",
+      ms(sr.p99(kModel)), ms(sr.p99(kDirect200)), sr.p99(kModel) / sr.p99(kDirect200));
   const double build_rate = static_cast<double>(r.n) / r.build.seconds;
   const double direct_rate =
       static_cast<double>(r.n) / (r.direct.train_seconds + r.direct.add_seconds);
-  t += fmt::format("| index build (log -> model), vectors/s | {} | direct FAISS train + add "
-                   "{} | {:.2f}x | info (no target) |\n",
-                   with_commas(build_rate), with_commas(direct_rate), build_rate / direct_rate);
+  t += fmt::format(
+      "| index build (log -> model), vectors/s | {} | direct FAISS train + add "
+      "{} | {:.2f}x | info (no target) |\n",
+      with_commas(build_rate), with_commas(direct_rate), build_rate / direct_rate);
   const double load = median(r.snapshot_loads);
-  t += fmt::format("| snapshot load (restart to caught up), median | {:.2f} s | the build from "
-                   "the log {:.1f} s; read() of the file {:.1f} s | {:.3f}x; {:.1f}x | info (no "
-                   "target) |\n",
-                   load, r.build.seconds, r.snapshot_raw_read_seconds, load / r.build.seconds,
-                   load / r.snapshot_raw_read_seconds);
-  t += fmt::format("| start without a snapshot (index rebuilt from the model's store) | {:.2f} s "
-                   "| the build from the log {:.1f} s | {:.3f}x | info |\n",
-                   r.store_rebuild_seconds, r.build.seconds, r.store_rebuild_seconds / r.build.seconds);
+  t += fmt::format(
+      "| snapshot load (restart to caught up), median | {:.2f} s | the build from "
+      "the log {:.1f} s; read() of the file {:.1f} s | {:.3f}x; {:.1f}x | info (no "
+      "target) |\n",
+      load, r.build.seconds, r.snapshot_raw_read_seconds, load / r.build.seconds,
+      load / r.snapshot_raw_read_seconds);
+  t += fmt::format(
+      "| start without a snapshot (index rebuilt from the model's store) | {:.2f} s "
+      "| the build from the log {:.1f} s | {:.3f}x | info |\n",
+      r.store_rebuild_seconds, r.build.seconds, r.store_rebuild_seconds / r.build.seconds);
   t += fmt::format("| snapshot write (at close) | {:.2f} s, {:.2f} GiB | | | info |\n",
                    r.snapshot_write_seconds,
                    static_cast<double>(r.snapshot_bytes) / (1024.0 * 1024 * 1024));
   const double bus_rate = static_cast<double>(r.bus_first.commands) / r.bus_first.seconds;
   const double bulk_rate = static_cast<double>(r.bulk.events) / r.bulk.seconds;
-  t += fmt::format("| StoreMemory through the CommandBus, first {} of one owner, commands/s | {} "
-                   "| the same events decided and appended in bulk {}/s | {:.3f}x | info |\n",
-                   with_commas(static_cast<double>(r.bus_first.commands)), with_commas(bus_rate),
-                   with_commas(bulk_rate), bus_rate / bulk_rate);
+  t += fmt::format(
+      "| StoreMemory through the CommandBus, first {} of one owner, commands/s | {} "
+      "| the same events decided and appended in bulk {}/s | {:.3f}x | info |\n",
+      with_commas(static_cast<double>(r.bus_first.commands)), with_commas(bus_rate),
+      with_commas(bulk_rate), bus_rate / bulk_rate);
   if (r.bus_probe.commands > 1) {
     // The first probe command also catches the bus's cache up on the bulk
     // (which bypassed it); the last is what every command costs from then on.
     const double last_ms = static_cast<double>(r.bus_probe.latency_ns.back()) / 1e6;
-    t += fmt::format("| StoreMemory through the CommandBus for an owner holding {} memories | "
-                     "{} ms | the last {} of the first {}: {} ms each | {:.1f}x | {} |\n",
-                     with_commas(static_cast<double>(r.n - 1)), ms(last_ms),
-                     with_commas(static_cast<double>(r.bus_first_window)),
-                     with_commas(static_cast<double>(r.bus_first.commands)),
-                     ms(r.bus_last_window_ms), last_ms / r.bus_last_window_ms,
-                     last_ms / r.bus_last_window_ms > 10 ? "**problem**" : "info");
+    t += fmt::format(
+        "| StoreMemory through the CommandBus for an owner holding {} memories | "
+        "{} ms | the last {} of the first {}: {} ms each | {:.1f}x | {} |\n",
+        with_commas(static_cast<double>(r.n - 1)), ms(last_ms),
+        with_commas(static_cast<double>(r.bus_first_window)),
+        with_commas(static_cast<double>(r.bus_first.commands)), ms(r.bus_last_window_ms),
+        last_ms / r.bus_last_window_ms,
+        last_ms / r.bus_last_window_ms > 10 ? "**problem**" : "info");
   }
   return t;
 }
@@ -1132,10 +1091,10 @@ std::string render_details(const Settings& s, const Results& r) {
   for (size_t v = 0; v < kVariants; ++v) {
     const auto var = static_cast<Variant>(v);
     const bool in_thread = var != kApi;
-    d += fmt::format("| {} | {} | {} | {} | {} | {} | {:.4f} |\n", kVariantNames[v],
-                     ms(sr.p50(var)), ms(sr.p99(var)), ms(sr.max(var)),
-                     in_thread ? ms(sr.cpu(var, 0.5)) : "n/a", in_thread ? ms(sr.cpu(var, 0.99)) : "n/a",
-                     recalls[v]);
+    d +=
+        fmt::format("| {} | {} | {} | {} | {} | {} | {:.4f} |\n", kVariantNames[v], ms(sr.p50(var)),
+                    ms(sr.p99(var)), ms(sr.max(var)), in_thread ? ms(sr.cpu(var, 0.5)) : "n/a",
+                    in_thread ? ms(sr.cpu(var, 0.99)) : "n/a", recalls[v]);
   }
   d += "\nCPU: the calling thread's CPU time per search (the API's runs on the server's I/O "
        "threads). Wall time above CPU time is time spent waiting for one of the shared cores.\n";
@@ -1159,23 +1118,25 @@ std::string render_details(const Settings& s, const Results& r) {
       "of {}. The model's index alone (nearest(), by similarity) gives recall {:.4f}; the API "
       "{:.4f}.{}\n",
       proj::kMemoryCandidates, kImportance, r.load_seconds, r.blend_slack,
-      r.blend_slack / proj::kMemoryWeightSimilarity, r.near_ties, s.queries, r.recall_model_index, r.recall_api,
+      r.blend_slack / proj::kMemoryWeightSimilarity, r.near_ties, s.queries, r.recall_model_index,
+      r.recall_api,
       sr.api_items_not_ours > 0
           ? fmt::format(" {} returned items were not memories of this run.", sr.api_items_not_ours)
           : std::string());
 
   d += "\nIndex build (the memories Worker from position 0 to the head):\n\n";
-  d += fmt::format("- {} vectors in {:.1f} s: {} vectors/s; {:.1f} CPU s ({:.1f} us of CPU per "
-                   "vector, all threads)\n",
-                   with_commas(static_cast<double>(r.n)), r.build.seconds,
-                   with_commas(static_cast<double>(r.n) / r.build.seconds), r.build.cpu_seconds,
-                   r.build.cpu_seconds * 1e6 / static_cast<double>(r.n));
+  d += fmt::format(
+      "- {} vectors in {:.1f} s: {} vectors/s; {:.1f} CPU s ({:.1f} us of CPU per "
+      "vector, all threads)\n",
+      with_commas(static_cast<double>(r.n)), r.build.seconds,
+      with_commas(static_cast<double>(r.n) / r.build.seconds), r.build.cpu_seconds,
+      r.build.cpu_seconds * 1e6 / static_cast<double>(r.n));
   const Breakdown& b = r.breakdown;
   const double decrypt_s = b.decrypt_us_per_vector * static_cast<double>(r.n) / 1e6;
-  d += fmt::format("- decrypting the sealed vectors (AES-256-GCM, sample of {}): {:.2f} us per "
-                   "vector, ~{:.1f} s of the build\n",
-                   with_commas(static_cast<double>(b.decrypt_sample)), b.decrypt_us_per_vector,
-                   decrypt_s);
+  d += fmt::format(
+      "- decrypting the sealed vectors (AES-256-GCM, sample of {}): {:.2f} us per "
+      "vector, ~{:.1f} s of the build\n",
+      with_commas(static_cast<double>(b.decrypt_sample)), b.decrypt_us_per_vector, decrypt_s);
   std::string trainings;
   for (const auto& [held, secs] : b.trainings) {
     trainings += fmt::format("{}{:.2f} s reaching {} vectors", trainings.empty() ? "" : ", ", secs,
@@ -1189,9 +1150,10 @@ std::string render_details(const Settings& s, const Results& r) {
       with_commas(static_cast<double>(b.index_sample)), with_commas(static_cast<double>(b.batch)),
       trainings.empty() ? "none" : trainings, b.add_us_after_training, b.faiss_seconds_at_n,
       with_commas(static_cast<double>(r.n)));
-  d += fmt::format("- the rest (reading the log, FlatBuffers, the model's records in RocksDB, "
-                   "commits): ~{:.1f} s\n",
-                   std::max(0.0, r.build.seconds - decrypt_s - b.faiss_seconds_at_n));
+  d += fmt::format(
+      "- the rest (reading the log, FlatBuffers, the model's records in RocksDB, "
+      "commits): ~{:.1f} s\n",
+      std::max(0.0, r.build.seconds - decrypt_s - b.faiss_seconds_at_n));
   d += fmt::format("- longest stretch without progress: {:.2f} s, after position {}\n",
                    r.build.longest_pause_seconds,
                    with_commas(static_cast<double>(r.build.longest_pause_at)));
@@ -1203,32 +1165,36 @@ std::string render_details(const Settings& s, const Results& r) {
         ms(percentile_ms(r.build.probe_ns, 0.5)), ms(percentile_ms(r.build.probe_ns, 0.99)),
         ms(percentile_ms(r.build.probe_ns, 1.0)));
   }
-  d += fmt::format("- the model afterwards: {} owner(s), {} vectors, {} IVF index(es); process "
-                   "RSS {:.2f} GiB\n",
-                   r.build.report.owners, with_commas(static_cast<double>(r.build.report.vectors)),
-                   r.build.report.ivf_indexes, r.build.rss_gib);
+  d += fmt::format(
+      "- the model afterwards: {} owner(s), {} vectors, {} IVF index(es); process "
+      "RSS {:.2f} GiB\n",
+      r.build.report.owners, with_commas(static_cast<double>(r.build.report.vectors)),
+      r.build.report.ivf_indexes, r.build.rss_gib);
 
   d += "\nSnapshot:\n\n";
   d += fmt::format("- written at close in {:.2f} s ({:.2f} GiB)\n", r.snapshot_write_seconds,
                    static_cast<double>(r.snapshot_bytes) / (1024.0 * 1024 * 1024));
   std::string loads;
   for (double l : r.snapshot_loads) loads += fmt::format("{}{:.2f}", loads.empty() ? "" : ", ", l);
-  d += fmt::format("- loads (page cache dropped before each; the last through a Runtime): {} s; "
-                   "median {:.2f} s; every load reported snapshot_loaded with 0 tail events\n",
-                   loads, median(r.snapshot_loads));
-  d += fmt::format("- the disk's floor: read() of the whole file, page cache dropped: {:.2f} s "
-                   "({:.0f} MB/s)\n",
-                   r.snapshot_raw_read_seconds,
-                   static_cast<double>(r.snapshot_bytes) / 1e6 / r.snapshot_raw_read_seconds);
+  d += fmt::format(
+      "- loads (page cache dropped before each; the last through a Runtime): {} s; "
+      "median {:.2f} s; every load reported snapshot_loaded with 0 tail events\n",
+      loads, median(r.snapshot_loads));
+  d += fmt::format(
+      "- the disk's floor: read() of the whole file, page cache dropped: {:.2f} s "
+      "({:.0f} MB/s)\n",
+      r.snapshot_raw_read_seconds,
+      static_cast<double>(r.snapshot_bytes) / 1e6 / r.snapshot_raw_read_seconds);
 
   d += "\nDirect FAISS (the peer):\n\n";
-  d += fmt::format("- IndexIVFFlat, inner product, nlist {}, nprobe {}, trained on {} vectors "
-                   "in {:.1f} s, {} added in {:.1f} s; largest list {} vectors, imbalance "
-                   "factor {:.2f}\n",
-                   r.direct.ivf->nlist, r.direct.ivf->nprobe,
-                   with_commas(static_cast<double>(r.direct.trained_on)), r.direct.train_seconds,
-                   with_commas(static_cast<double>(r.n)), r.direct.add_seconds,
-                   with_commas(static_cast<double>(r.direct.largest_list)), r.direct.list_imbalance);
+  d += fmt::format(
+      "- IndexIVFFlat, inner product, nlist {}, nprobe {}, trained on {} vectors "
+      "in {:.1f} s, {} added in {:.1f} s; largest list {} vectors, imbalance "
+      "factor {:.2f}\n",
+      r.direct.ivf->nlist, r.direct.ivf->nprobe,
+      with_commas(static_cast<double>(r.direct.trained_on)), r.direct.train_seconds,
+      with_commas(static_cast<double>(r.n)), r.direct.add_seconds,
+      with_commas(static_cast<double>(r.direct.largest_list)), r.direct.list_imbalance);
   d += fmt::format("- ground truth (exact, all {} queries in one batch): {:.1f} s\n", s.queries,
                    r.ground_truth_seconds);
 
@@ -1238,47 +1204,51 @@ std::string render_details(const Settings& s, const Results& r) {
       "{} ms; mean of the first {}: {} ms, of the last {}: {} ms\n",
       with_commas(static_cast<double>(r.bus_first.commands)),
       with_commas(static_cast<double>(r.bus_first.commands) / r.bus_first.seconds),
-      ms(percentile_ms(r.bus_first.latency_ns, 0.5)), ms(percentile_ms(r.bus_first.latency_ns, 0.99)),
-      r.bus_first_window, ms(r.bus_first_window_ms), r.bus_first_window, ms(r.bus_last_window_ms));
+      ms(percentile_ms(r.bus_first.latency_ns, 0.5)),
+      ms(percentile_ms(r.bus_first.latency_ns, 0.99)), r.bus_first_window,
+      ms(r.bus_first_window_ms), r.bus_first_window, ms(r.bus_last_window_ms));
   if (!r.bus_window_ms.empty()) {
     std::string windows;
-    for (double w : r.bus_window_ms) windows += fmt::format("{}{:.2f}", windows.empty() ? "" : ", ", w);
+    for (double w : r.bus_window_ms)
+      windows += fmt::format("{}{:.2f}", windows.empty() ? "" : ", ", w);
     d += fmt::format("- the same, mean ms per {} commands in order: {}\n",
                      with_commas(static_cast<double>(kBusWindowCommands)), windows);
   }
-  d += fmt::format("- bulk (decide + append_async, {} events per append, {} in flight): {} "
-                   "events in {:.1f} s ({} events/s; deciding {:.1f} s of it)\n",
-                   kBulkEventsPerAppend, kBulkAppendsInFlight,
-                   with_commas(static_cast<double>(r.bulk.events)), r.bulk.seconds,
-                   with_commas(static_cast<double>(r.bulk.events) / r.bulk.seconds),
-                   r.bulk.decide_seconds);
+  d += fmt::format(
+      "- bulk (decide + append_async, {} events per append, {} in flight): {} "
+      "events in {:.1f} s ({} events/s; deciding {:.1f} s of it)\n",
+      kBulkEventsPerAppend, kBulkAppendsInFlight, with_commas(static_cast<double>(r.bulk.events)),
+      r.bulk.seconds, with_commas(static_cast<double>(r.bulk.events) / r.bulk.seconds),
+      r.bulk.decide_seconds);
   if (r.bus_probe.commands > 0) {
     std::string each;
     for (int64_t ns : r.bus_probe.latency_ns) {
       each += fmt::format("{}{:.2f} s", each.empty() ? "" : ", ", static_cast<double>(ns) / 1e9);
     }
     d += fmt::format("- CommandBus again for the last {} memories, the owner holding ~{}: {}\n",
-                     r.bus_probe.commands, with_commas(static_cast<double>(r.n - r.bus_probe.commands)),
-                     each);
+                     r.bus_probe.commands,
+                     with_commas(static_cast<double>(r.n - r.bus_probe.commands)), each);
   }
   d += fmt::format("- the data directory afterwards (log, model store, snapshot): {:.2f} GiB\n",
                    static_cast<double>(r.log_bytes) / (1024.0 * 1024 * 1024));
-  d += fmt::format("\nPeak process RSS {:.2f} GiB. Load average at the end: {}.\n",
-                   r.peak_rss_gib, load_average());
+  d += fmt::format("\nPeak process RSS {:.2f} GiB. Load average at the end: {}.\n", r.peak_rss_gib,
+                   load_average());
   return d;
 }
 
 std::string render_header(const Settings& s, const Results& r, const std::string& fs_type,
                           const std::string& load_at_start) {
   utsname u{};
-  const std::string kernel = uname(&u) == 0 ? fmt::format("{} {}", u.sysname, u.release) : "unknown";
+  const std::string kernel =
+      uname(&u) == 0 ? fmt::format("{} {}", u.sysname, u.release) : "unknown";
   std::string h;
   h += "# Memory search benchmark (kNN)\n\n";
   h += fmt::format("Generated {} by `engram_bench_knn` (bench/knn.cc).\n\n", utc_now());
   h += fmt::format("Command line: `{}`\n\n", s.command_line);
-  h += fmt::format("- Machine: {} cores (`nproc`), {}, {}; load average at the start {} (the "
-                   "cores are shared with other work)\n",
-                   std::thread::hardware_concurrency(), cpu_model(), kernel, load_at_start);
+  h += fmt::format(
+      "- Machine: {} cores (`nproc`), {}, {}; load average at the start {} (the "
+      "cores are shared with other work)\n",
+      std::thread::hardware_concurrency(), cpu_model(), kernel, load_at_start);
   h += fmt::format("- Build: {}; RocksDB {}.{}.{}; FAISS {}.{}.{}\n", ENGRAM_BENCH_BUILD_TYPE,
                    ROCKSDB_MAJOR, ROCKSDB_MINOR, ROCKSDB_PATCH, FAISS_VERSION_MAJOR,
                    FAISS_VERSION_MINOR, FAISS_VERSION_PATCH);
@@ -1290,12 +1260,14 @@ std::string render_header(const Settings& s, const Results& r, const std::string
       "coordinate) + isotropic noise ({}); seed {}; generated in {:.1f} s\n",
       with_commas(static_cast<double>(r.n)), kDimensions, s.clusters, kClusterWeightSigma,
       kSubspaceDims, kSubspaceSpread, kIsotropicNoise, s.seed, r.generate_seconds);
-  h += fmt::format("- Queries: {}; half a data point plus noise ({} per coordinate), half a "
-                   "fresh draw from a cluster; ground truth by exact inner-product search\n",
-                   s.queries, kQueryNoise);
-  h += fmt::format("- Search rounds: {} (p50/p99 are medians across rounds), after {} warm-up "
-                   "queries per path\n\n",
-                   s.repeats, std::min(s.queries, kWarmupQueries));
+  h += fmt::format(
+      "- Queries: {}; half a data point plus noise ({} per coordinate), half a "
+      "fresh draw from a cluster; ground truth by exact inner-product search\n",
+      s.queries, kQueryNoise);
+  h += fmt::format(
+      "- Search rounds: {} (p50/p99 are medians across rounds), after {} warm-up "
+      "queries per path\n\n",
+      s.repeats, std::min(s.queries, kWarmupQueries));
   h += "## Method\n\n";
   h += fmt::format(
       "1. Write side. Every memory is a StoreMemory of the one owner with its embedding given "
@@ -1310,8 +1282,7 @@ std::string render_header(const Settings& s, const Results& r, const std::string
       "memory ids), and once that state is over the bus's cache budget it re-reads the whole "
       "stream, so 1,000,000 commands for one owner would take days (see the table).\n",
       kEmbedderLabel, kImportance, with_commas(static_cast<double>(s.bus_memories)), s.bus_probe,
-      kBulkEventsPerAppend,
-      kBulkAppendsInFlight);
+      kBulkEventsPerAppend, kBulkAppendsInFlight);
   h += "2. Index build. A `MemoriesProjection` (built-in `HashingEmbedder`, the log's key store, "
        "default `MemoriesOptions` except no periodic snapshot) follows the log with a `Worker` "
        "from position 0 to the head. Timed from `Worker::start` to `position()` reaching the "
@@ -1351,8 +1322,9 @@ int run(int argc, char** argv) {
   Settings s;
   for (int i = 0; i < argc; ++i) s.command_line += (i ? " " : "") + std::string(argv[i]);
   std::string dir;
-  CLI::App app{"Memory search: recall@10 and latency via the HTTP API and FAISS, index build "
-               "rate and snapshot load time"};
+  CLI::App app{
+      "Memory search: recall@10 and latency via the HTTP API and FAISS, index build "
+      "rate and snapshot load time"};
   app.add_option("--vectors", s.vectors, "Memories (vectors) of the one owner")
       ->check(CLI::Range(size_t{50'000}, size_t{10'000'000}))
       ->capture_default_str();
@@ -1384,7 +1356,8 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (s.bus_memories + s.bus_probe >= s.vectors) fail("--bus-memories + --bus-probe must be < --vectors");
+  if (s.bus_memories + s.bus_probe >= s.vectors)
+    fail("--bus-memories + --bus-probe must be < --vectors");
   if (dir.empty()) {
     const char* env = std::getenv("ENGRAM_BENCH_DIR");
     dir = env != nullptr && *env != '\0' ? env : ENGRAM_BENCH_DEFAULT_DIR;

@@ -29,7 +29,6 @@
 #include <rocksdb/version.h>
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <sys/statfs.h>
 #include <sys/utsname.h>
 
 #include <CLI/CLI.hpp>
@@ -56,6 +55,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/report.h"
 #include "commands/aggregates.h"
 #include "core/log.h"
 #include "projections/catalog.h"
@@ -72,6 +72,13 @@
 #endif
 
 namespace {
+
+using engram::bench::cpu_model;
+using engram::bench::filesystem_type;
+using engram::bench::load_average;
+using engram::bench::median;
+using engram::bench::utc_now;
+using engram::bench::with_commas;
 
 namespace fs = std::filesystem;
 namespace core = engram::core;
@@ -138,24 +145,6 @@ double process_cpu_seconds() {
 
 int64_t ns_since(Clock::time_point t0, Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t - t0).count();
-}
-
-std::string with_commas(double value) {
-  std::string digits = fmt::format("{:.0f}", value);
-  const bool negative = !digits.empty() && digits[0] == '-';
-  if (negative) digits.erase(0, 1);
-  std::string out = negative ? "-" : "";
-  const size_t first = digits.size() % 3 == 0 ? 3 : digits.size() % 3;
-  out.append(digits, 0, first);
-  for (size_t i = first; i < digits.size(); i += 3) out.append(",").append(digits, i, 3);
-  return out;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 // Nearest rank: the smallest sample with at least q of all samples at or below it.
@@ -756,53 +745,6 @@ std::string ms(double v) {
 
 std::string verdict(bool met) {
   return met ? "met" : "**not met**";
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
-    }
-  }
-  return "unknown CPU";
-}
-
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string one, five, fifteen;
-  in >> one >> five >> fifteen;
-  return in ? fmt::format("{} / {} / {}", one, five, fifteen) : "unknown";
-}
-
-std::string filesystem_type(const fs::path& dir) {
-  struct statfs st {};
-  if (statfs(dir.c_str(), &st) != 0) return "unknown filesystem";
-  switch (static_cast<unsigned long>(st.f_type)) {
-    case 0xEF53:
-      return "ext2/3/4";
-    case 0x01021994:
-      return "tmpfs";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683E:
-      return "btrfs";
-    case 0x794c7630:
-      return "overlayfs";
-    default:
-      return fmt::format("filesystem 0x{:x}", static_cast<unsigned long>(st.f_type));
-  }
 }
 
 struct Report {
