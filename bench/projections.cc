@@ -73,12 +73,7 @@
 
 namespace {
 
-using engram::bench::cpu_model;
-using engram::bench::filesystem_type;
-using engram::bench::load_average;
-using engram::bench::median;
-using engram::bench::utc_now;
-using engram::bench::with_commas;
+using namespace engram::bench;  // bench/report.h
 
 namespace fs = std::filesystem;
 namespace core = engram::core;
