@@ -56,12 +56,6 @@
 #include "bench/report.h"
 #include "core/log.h"
 
-#ifndef ENGRAM_BENCH_DEFAULT_DIR
-#define ENGRAM_BENCH_DEFAULT_DIR "/tmp"
-#endif
-#ifndef ENGRAM_BENCH_BUILD_TYPE
-#define ENGRAM_BENCH_BUILD_TYPE "unknown"
-#endif
 
 namespace {
 

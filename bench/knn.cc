@@ -106,12 +106,6 @@
 #include "schemas/payload.h"
 #include "tests/support/http_client.h"
 
-#ifndef ENGRAM_BENCH_DEFAULT_DIR
-#define ENGRAM_BENCH_DEFAULT_DIR "/tmp"
-#endif
-#ifndef ENGRAM_BENCH_BUILD_TYPE
-#define ENGRAM_BENCH_BUILD_TYPE "unknown"
-#endif
 
 namespace {
 

@@ -61,12 +61,6 @@
 #include "projections/catalog.h"
 #include "projections/worker.h"
 
-#ifndef ENGRAM_BENCH_DEFAULT_DIR
-#define ENGRAM_BENCH_DEFAULT_DIR "/tmp"
-#endif
-#ifndef ENGRAM_BENCH_BUILD_TYPE
-#define ENGRAM_BENCH_BUILD_TYPE "unknown"
-#endif
 #ifndef ENGRAM_BENCH_ALLOCATOR
 #define ENGRAM_BENCH_ALLOCATOR "glibc malloc"
 #endif

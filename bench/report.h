@@ -14,6 +14,15 @@
 #include <string>
 #include <vector>
 
+// bench/CMakeLists.txt defines both; the fallbacks keep a hand-built bench
+// program compiling.
+#ifndef ENGRAM_BENCH_DEFAULT_DIR
+#define ENGRAM_BENCH_DEFAULT_DIR "/tmp"
+#endif
+#ifndef ENGRAM_BENCH_BUILD_TYPE
+#define ENGRAM_BENCH_BUILD_TYPE "unknown"
+#endif
+
 namespace engram::bench {
 
 // "2026-11-21 10:29 UTC".

@@ -579,9 +579,14 @@ core::result<void> MemoriesProjection::write_snapshot(core::Position position) {
 
 core::result<core::Position> MemoriesProjection::read_snapshot() {
   const std::filesystem::path path = dir_ / kSnapshotFile;
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return core::make_error(core::errc::not_found, "no snapshot");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // One sized read: a character iterator costs about a second per 400 MB.
+  std::string bytes(static_cast<size_t>(in.tellg()), '\0');
+  in.seekg(0);
+  if (!in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()))) {
+    return core::make_error(core::errc::io_error, fmt::format("reading {}", path.string()));
+  }
   if (bytes.size() < kSnapshotMagic.size() + kHashBytes ||
       std::string_view(bytes).substr(0, kSnapshotMagic.size()) != kSnapshotMagic) {
     return core::make_error(core::errc::corruption, "not a memories snapshot");

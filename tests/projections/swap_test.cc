@@ -143,3 +143,12 @@ TEST_CASE("runtime: without the old version's code nothing serves until the new 
   CHECK(eventually([&] { return !has_store(*log, "counter@v1"); }));
   CHECK_FALSE((*rt)->status("nothing").has_value());
 }
+
+TEST_CASE("runtime: one projection given twice at the same version is refused") {
+  test::TempDir dir;
+  auto log = test::open_or_die(dir.path());
+  auto rt = Runtime::start(*log, {std::make_shared<test::CounterProjection>(),
+                                  std::make_shared<test::CounterProjection>()});
+  REQUIRE_FALSE(rt);
+  CHECK(rt.error().code == core::errc::invalid_argument);
+}
