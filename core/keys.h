@@ -21,6 +21,7 @@ inline constexpr const char* kStreamHeadsCf = "stream_heads";  // stream → ver
 inline constexpr const char* kDedupeCf = "dedupe";             // event id → DedupeEntry
 inline constexpr const char* kMetaCf = "meta";                 // named values below
 inline constexpr const char* kKeysCf = "keys";                 // owner → KeyRecord (keystore)
+inline constexpr const char* kMerkleCf = "merkle";             // level(1) index(8) → node hash
 inline constexpr std::string_view kModelCfPrefix = "model:";   // one per read model (model_store.h)
 
 inline constexpr std::string_view kMetaFormat = "format";   // kFormatV1
@@ -63,6 +64,14 @@ inline std::string stream_index_prefix(std::string_view stream) {
 inline std::string stream_index_key(std::string_view stream, StreamVersion v) {
   std::string k = stream_index_prefix(stream);
   k.append(be64(v.value()));
+  return k;
+}
+
+// A stored Merkle node (core/merkle.h): level, then the subtree's index.
+inline std::string merkle_node_key(int level, uint64_t index) {
+  std::string k(9, '\0');
+  k[0] = static_cast<char>(level);
+  put_be64(k.data() + 1, index);
   return k;
 }
 

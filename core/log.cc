@@ -191,7 +191,8 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
   (void)rocksdb::DB::ListColumnFamilies(dbo, dir.string(), &existing);
   const std::vector<std::pair<const char*, bool>> core_families = {
       {keys::kEventsCf, true}, {keys::kStreamIndexCf, false}, {keys::kStreamHeadsCf, true},
-      {keys::kDedupeCf, true}, {keys::kMetaCf, true},         {keys::kKeysCf, true}};
+      {keys::kDedupeCf, true}, {keys::kMetaCf, true},         {keys::kKeysCf, true},
+      {keys::kMerkleCf, true}};
 
   impl->head = std::make_unique<HeadState>(Head{});
   impl->dedupe_filter = std::make_unique<DedupeWindowFilter>(impl->head->position_atomic(),
@@ -238,6 +239,7 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
   impl->stream_heads = impl->handles[3];
   impl->dedupe = impl->handles[4];
   impl->meta = impl->handles[5];
+  impl->merkle = impl->handles[7];
   for (size_t i = 0; i < descriptors.size(); ++i) {
     const std::string& name = descriptors[i].name;
     if (name.rfind(keys::kModelCfPrefix, 0) != 0) continue;
@@ -316,7 +318,21 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
   }
   impl->head->publish(Head{head->position, head->hash});
 
+  std::string node_id;
+  if (auto ns = impl->db->Get(ro, impl->meta, keys::kMetaNodeId, &node_id); !ns.ok()) {
+    return from_status(ns, "reading the node id");
+  }
+  if (node_id.size() != 16) return make_error(errc::corruption, "malformed node id in meta");
+  impl->log_id = Uuid{keys::get_be64(node_id.data()), keys::get_be64(node_id.data() + 8)};
+
   if (!options.read_only) {
+    // A log written before the tree existed (or one that lost nodes) gets
+    // its tree rebuilt here, once: the writer extends it from the head.
+    auto tree = load_frontier(*impl, head->position.value());
+    if (!tree && tree.error().code == errc::corruption) {
+      tree = backfill_tree(*impl, head->position.value());
+    }
+    if (!tree) return tree.error();
     WriterDeps deps;
     deps.db = impl->db.get();
     deps.events = impl->events;
@@ -324,10 +340,11 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
     deps.stream_heads = impl->stream_heads;
     deps.dedupe = impl->dedupe;
     deps.meta = impl->meta;
+    deps.merkle = impl->merkle;
     deps.options = &impl->options;
     deps.clock = impl->clock.get();
     deps.head = impl->head.get();
-    impl->writer = std::make_unique<GroupCommitWriter>(deps, last_recorded_at_ns);
+    impl->writer = std::make_unique<GroupCommitWriter>(deps, last_recorded_at_ns, std::move(*tree));
   }
   return std::unique_ptr<Log>(new Log(std::move(impl)));
 }

@@ -224,6 +224,20 @@ class Log {
   result<VerifyReport> verify(Position from, Position to,
                               const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
 
+  // The log's id (meta node_id); signed checkpoints name it.
+  const Uuid& log_id() const;
+
+  // The Merkle tree over the event hashes (core/merkle.h, RFC 6962): the
+  // root of the tree of the first `size` events, the inclusion proof of the
+  // event at `position` in the tree of `tree_size` events, and the proof
+  // that the tree of new_size events extends the one of old_size. Each reads
+  // O(log size) stored nodes and at most a few hundred events.
+  // errc::invalid_argument for a size past the head or a position outside
+  // the tree; errc::corruption when a stored node or event is missing.
+  result<Hash256> tree_root(Position size) const;
+  result<std::vector<Hash256>> inclusion_proof(Position position, Position tree_size) const;
+  result<std::vector<Hash256>> consistency_proof(Position old_size, Position new_size) const;
+
   // The event stored under this id while the dedupe window remembers it;
   // nullopt when it is unknown, forgotten or not yet acknowledged.
   result<std::optional<RecordedEvent>> find_event(const Uuid& id) const;

@@ -13,6 +13,7 @@
 #include "core/head_state.h"
 #include "core/keystore_rocks.h"
 #include "core/log.h"
+#include "core/merkle.h"
 #include "core/model_store.h"
 #include "core/writer.h"
 
@@ -47,6 +48,8 @@ struct Log::Impl {
   rocksdb::ColumnFamilyHandle* stream_heads = nullptr;
   rocksdb::ColumnFamilyHandle* dedupe = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* merkle = nullptr;
+  Uuid log_id;
   std::unique_ptr<RocksKeyStore> key_store;
   std::shared_ptr<rocksdb::Cache> block_cache;
   std::mutex models_mu;  // guards models and, for model families, handles
@@ -58,5 +61,23 @@ struct Log::Impl {
 
   ~Impl();
 };
+
+// The log's stored tree as a merkle::Source (core/log_merkle.cc).
+class LogTreeSource final : public merkle::Source {
+ public:
+  explicit LogTreeSource(const Log::Impl& impl);
+  result<Hash256> node(merkle::NodeId id) override;
+  result<std::vector<Hash256>> leaves(uint64_t first, uint64_t count) override;
+
+ private:
+  const Log::Impl& impl_;
+};
+
+// The writer's right edge of the tree of `size` events, from the stored
+// nodes and at most 255 event reads. errc::corruption when a node is missing.
+result<merkle::Frontier> load_frontier(const Log::Impl& impl, uint64_t size);
+// Writes every stored node of the tree over events 1..size (a log written
+// before the tree existed, or one whose nodes were lost) and returns its frontier.
+result<merkle::Frontier> backfill_tree(const Log::Impl& impl, uint64_t size);
 
 }  // namespace engram::core

@@ -43,8 +43,13 @@ void atomic_max(std::atomic<uint64_t>& a, uint64_t v) {
 
 }  // namespace
 
-GroupCommitWriter::GroupCommitWriter(WriterDeps deps, int64_t last_recorded_at_ns)
-    : d_(deps), written_(deps.head->get()), last_recorded_at_ns_(last_recorded_at_ns) {
+GroupCommitWriter::GroupCommitWriter(WriterDeps deps, int64_t last_recorded_at_ns,
+                                     merkle::Frontier tree)
+    : d_(deps),
+      written_(deps.head->get()),
+      tree_(std::move(tree)),
+      last_recorded_at_ns_(last_recorded_at_ns) {
+  ENGRAM_ASSERT(tree_.size() == written_.position.value());
   syncer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "engram-syncer");
     run_syncer();
@@ -475,6 +480,12 @@ void GroupCommitWriter::decide_append(AppendRequest& req, Group& g) {
                 pos_key);
     const keys::DedupeEntry entry{pos, StreamVersion(version), ev.digest};
     g.batch.Put(d_.dedupe, keys::dedupe_key(ev.id.hi, ev.id.lo), entry.encode());
+    // A failed group turns the log read-only, so the tree may run ahead of
+    // what is stored only when nothing more will be written.
+    tree_.append(merkle::leaf_hash(g.prev_hash), [&](merkle::NodeId id, const Hash256& h) {
+      g.batch.Put(d_.merkle, keys::merkle_node_key(id.level, id.index),
+                  rocksdb::Slice(reinterpret_cast<const char*>(h.data()), h.size()));
+    });
     g.ids.emplace(ev.id, PendingId{pos, StreamVersion(version), ev.digest});
     g.next = pos.next();
   }

@@ -38,6 +38,7 @@
 #include "core/completion.h"
 #include "core/head_state.h"
 #include "core/log.h"
+#include "core/merkle.h"
 
 namespace engram::core {
 
@@ -69,6 +70,7 @@ struct WriterDeps {
   rocksdb::ColumnFamilyHandle* stream_heads = nullptr;
   rocksdb::ColumnFamilyHandle* dedupe = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* merkle = nullptr;
   const LogOptions* options = nullptr;
   Clock* clock = nullptr;
   HeadState* head = nullptr;
@@ -76,8 +78,9 @@ struct WriterDeps {
 
 class GroupCommitWriter {
  public:
-  // `last_recorded_at_ns` keeps recorded-at times non-decreasing across restarts.
-  GroupCommitWriter(WriterDeps deps, int64_t last_recorded_at_ns);
+  // `last_recorded_at_ns` keeps recorded-at times non-decreasing across
+  // restarts; `tree` is the Merkle tree's right edge at the head.
+  GroupCommitWriter(WriterDeps deps, int64_t last_recorded_at_ns, merkle::Frontier tree);
   // Completes every queued request, then joins the thread.
   ~GroupCommitWriter();
   GroupCommitWriter(const GroupCommitWriter&) = delete;
@@ -166,7 +169,8 @@ class GroupCommitWriter {
   std::mutex stage_mu_;
 
   // Owned by the writer thread.
-  Head written_;  // the last written (maybe not yet synced) event
+  Head written_;           // the last written (maybe not yet synced) event
+  merkle::Frontier tree_;  // the Merkle tree over events 1..written_
   int64_t last_recorded_at_ns_;
   struct StringHash {
     using is_transparent = void;

@@ -12,6 +12,7 @@
 
 #include "core/keys.h"
 #include "tests/support/log_fixture.h"
+#include "tests/support/raw_db.h"
 
 using namespace engram;
 using namespace engram::core;
@@ -345,36 +346,7 @@ TEST_CASE("a second writer cannot open a locked data dir, but read-only opens ca
 
 namespace {
 
-// Opens the log's RocksDB directly, as an attacker with disk access would.
-struct RawDb {
-  explicit RawDb(const std::filesystem::path& dir) {
-    std::vector<std::string> names;
-    REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.string(), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    rocksdb::DB* raw = nullptr;
-    REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.string(), cfs, &handles, &raw).ok());
-    db.reset(raw);
-    for (size_t i = 0; i < names.size(); ++i) by_name[names[i]] = handles[i];
-  }
-  ~RawDb() {
-    for (auto* h : handles) (void)db->DestroyColumnFamilyHandle(h);
-  }
-  std::string get(const char* cf, const std::string& key) {
-    std::string v;
-    REQUIRE(db->Get(rocksdb::ReadOptions(), by_name[cf], key, &v).ok());
-    return v;
-  }
-  void put(const char* cf, const std::string& key, const std::string& value) {
-    REQUIRE(db->Put(rocksdb::WriteOptions(), by_name[cf], key, value).ok());
-  }
-  void del(const char* cf, const std::string& key) {
-    REQUIRE(db->Delete(rocksdb::WriteOptions(), by_name[cf], key).ok());
-  }
-  std::unique_ptr<rocksdb::DB> db;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  std::map<std::string, rocksdb::ColumnFamilyHandle*> by_name;
-};
+using engram::test::RawDb;
 
 void fill(const std::filesystem::path& dir, int n) {
   auto log = open_or_die(dir);
