@@ -223,10 +223,24 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
   }
 
   rocksdb::DB* raw = nullptr;
-  const rocksdb::Status s =
-      options.read_only
-          ? rocksdb::DB::OpenForReadOnly(dbo, dir.string(), descriptors, &impl->handles, &raw)
-          : rocksdb::DB::Open(dbo, dir.string(), descriptors, &impl->handles, &raw);
+  rocksdb::Status s;
+  if (!options.secondary_dir.empty()) {
+    if (!options.read_only) {
+      return make_error(errc::invalid_argument, "secondary_dir needs read_only");
+    }
+    std::filesystem::create_directories(options.secondary_dir, ec);
+    if (ec) {
+      return make_error(errc::io_error, fmt::format("cannot create '{}': {}",
+                                                    options.secondary_dir.string(), ec.message()));
+    }
+    dbo.max_open_files = -1;  // a secondary must keep every file open
+    s = rocksdb::DB::OpenAsSecondary(dbo, dir.string(), options.secondary_dir.string(), descriptors,
+                                     &impl->handles, &raw);
+  } else if (options.read_only) {
+    s = rocksdb::DB::OpenForReadOnly(dbo, dir.string(), descriptors, &impl->handles, &raw);
+  } else {
+    s = rocksdb::DB::Open(dbo, dir.string(), descriptors, &impl->handles, &raw);
+  }
   if (!s.ok()) {
     Error e = from_status(s, fmt::format("opening '{}'", dir.string()));
     if (e.code == errc::locked)
@@ -347,6 +361,28 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
     impl->writer = std::make_unique<GroupCommitWriter>(deps, last_recorded_at_ns, std::move(*tree));
   }
   return std::unique_ptr<Log>(new Log(std::move(impl)));
+}
+
+result<Head> Log::catch_up() {
+  if (impl_->options.secondary_dir.empty()) {
+    return make_error(errc::invalid_argument, "catch_up needs a secondary open");
+  }
+  if (auto s = impl_->db->TryCatchUpWithPrimary(); !s.ok()) {
+    return from_status(s, "catching up with the writer");
+  }
+  std::string head_bytes;
+  if (auto hs = impl_->db->Get(rocksdb::ReadOptions(), impl_->meta, keys::kMetaHead, &head_bytes);
+      !hs.ok()) {
+    return from_status(hs, "reading the head");
+  }
+  auto head = keys::HeadValue::decode(head_bytes);
+  if (!head) return make_error(errc::corruption, "malformed head in meta");
+  impl_->head->publish(Head{head->position, head->hash});
+  std::lock_guard lock(impl_->models_mu);
+  for (auto& [name, store] : impl_->models) {
+    if (auto c = store->load_checkpoint(); !c) return c.error();
+  }
+  return impl_->head->get();
 }
 
 result<AppendResult> Log::append(std::string_view stream, ExpectedVersion expected,

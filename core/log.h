@@ -61,6 +61,11 @@ struct LogOptions {
   // process may be writing (replay, audit). Sees the log as of open; append
   // fails with errc::read_only.
   bool read_only = false;
+  // With read_only: open as a RocksDB secondary instance that keeps its own
+  // files here. It follows a running writer without blocking it, survives
+  // the writer's compactions, and catch_up() brings in what was written
+  // since. A secondary may see the newest group before its fsync returns.
+  std::filesystem::path secondary_dir;
 
   // Group commit. Appends wait in a queue of at most max_queue_requests;
   // the writer takes up to max_group_requests / max_group_bytes of them into
@@ -146,7 +151,16 @@ struct Health {
 struct VerifyReport {
   uint64_t events_checked = 0;
   Head head;  // the last verified event
-  // Set when the chain is broken: the first bad position and what is wrong.
+  // A whole-log verify (from 1 to the head) also recomputes the Merkle tree
+  // and compares every stored node, and checks the stream index and stream
+  // heads against the events.
+  bool whole_log = false;
+  Hash256 tree_root{};  // the tree over events 1..head.position (whole_log only)
+  uint64_t tree_nodes_checked = 0;
+  uint64_t index_entries_checked = 0;
+  uint64_t streams_checked = 0;
+  // Set when the chain is broken: the first bad position and what is wrong
+  // (position 0 when the problem is not at one event, as a stream head).
   std::optional<Position> first_bad;
   std::string problem;
   bool ok() const { return !first_bad.has_value(); }
@@ -220,9 +234,13 @@ class Log {
 
   // Walks the hash chain over [from, to] (to capped at head), checking every
   // envelope, position, link and hash, and that meta's head hash matches.
+  // Over the whole log it also checks the Merkle tree's stored nodes, the
+  // stream index and the stream heads (VerifyReport::whole_log). Hashing
+  // runs on `threads` threads beside the reading one.
   // `progress(done, total)` is called now and then when given.
   result<VerifyReport> verify(Position from, Position to,
-                              const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
+                              const std::function<void(uint64_t, uint64_t)>& progress = {},
+                              size_t threads = 2) const;
 
   // The log's id (meta node_id); signed checkpoints name it.
   const Uuid& log_id() const;
@@ -241,6 +259,11 @@ class Log {
   // The event stored under this id while the dedupe window remembers it;
   // nullopt when it is unknown, forgotten or not yet acknowledged.
   result<std::optional<RecordedEvent>> find_event(const Uuid& id) const;
+
+  // A secondary open (LogOptions::secondary_dir): takes in what the writer
+  // has written since, and returns the new head. errc::invalid_argument on
+  // any other open.
+  result<Head> catch_up();
 
   // Per-owner encryption keys, stored beside the log (core/keystore.h).
   KeyStore& keys();

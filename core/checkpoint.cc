@@ -1,0 +1,746 @@
+#include "core/checkpoint.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <limits>
+
+#include "core/assert.h"
+#include "core/crypto.h"
+
+namespace engram::core {
+namespace {
+
+constexpr std::string_view kSignedPrefix("engram/checkpoint/v1\0", 21);
+constexpr size_t kSignedBytes = kSignedPrefix.size() + 16 + 8 + 32 + 32 + 8;
+// Directories deeper than this are a mistake, not a layout.
+constexpr size_t kMaxCreatedDirDepth = 64;
+constexpr size_t kReadChunkBytes = 64 * 1024;
+constexpr size_t kWriteChunkBytes = 64 * 1024;
+// The JSON form's fields, in to_json() order.
+constexpr std::array<std::string_view, 10> kFields = {
+    "format",    "log_id",       "position", "head_hash",  "tree_root",
+    "signed_at", "signed_at_ns", "key_id",   "public_key", "signature"};
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+std::string io_message(const std::filesystem::path& path, int err) {
+  return path.string() + ": " + errno_text(err);
+}
+
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+};
+
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using Bio = std::unique_ptr<BIO, BioFree>;
+
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
+
+// A passphrase callback that supplies nothing keeps OpenSSL from prompting
+// on a terminal for an encrypted key.
+int no_passphrase(char*, int, int, void*) {
+  return 0;
+}
+
+// Wipes key material from a string before it is freed.
+struct Cleansed {
+  std::string text;
+  ~Cleansed() {
+    if (!text.empty()) OPENSSL_cleanse(text.data(), text.size());
+  }
+};
+
+void put_be64(std::string& out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+
+result<void> write_all(int fd, std::string_view text, const std::filesystem::path& path) {
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(errc::io_error, io_message(path, errno));
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+result<void> fsync_dir(const std::filesystem::path& dir) {
+  const std::filesystem::path d = dir.empty() ? std::filesystem::path(".") : dir;
+  Fd fd(::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.fd < 0) return make_error(errc::io_error, io_message(d, errno));
+  if (::fsync(fd.fd) != 0) return make_error(errc::io_error, io_message(d, errno));
+  return {};
+}
+
+// Creates `dir` and its missing ancestors with `mode`, fsyncing the parent
+// of each so that a crash cannot lose a directory a durable file is in.
+result<void> ensure_dir(const std::filesystem::path& dir, mode_t mode) {
+  if (dir.empty()) return {};
+  std::vector<std::filesystem::path> missing;
+  std::filesystem::path p = dir;
+  while (!p.empty()) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode)) {
+        return make_error(errc::io_error, p.string() + " is not a directory");
+      }
+      break;
+    }
+    if (errno != ENOENT) return make_error(errc::io_error, io_message(p, errno));
+    if (missing.size() >= kMaxCreatedDirDepth) {
+      return make_error(errc::io_error, fmt::format("{}: more than {} missing directories",
+                                                    dir.string(), kMaxCreatedDirDepth));
+    }
+    missing.push_back(p);
+    const std::filesystem::path parent = p.parent_path();
+    if (parent == p) break;
+    p = parent;
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (::mkdir(it->c_str(), mode) != 0 && errno != EEXIST) {
+      return make_error(errc::io_error, io_message(*it, errno));
+    }
+    if (auto s = fsync_dir(it->parent_path()); !s) return s;
+  }
+  return {};
+}
+
+// The whole of a small regular file. not_found when missing; `too_big` when
+// it holds more than `max_bytes`.
+result<std::string> read_small_file(const std::filesystem::path& path, size_t max_bytes,
+                                    errc too_big) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.fd < 0) {
+    const int err = errno;
+    return make_error(err == ENOENT ? errc::not_found : errc::io_error, io_message(path, err));
+  }
+  struct stat st {};
+  if (::fstat(fd.fd, &st) != 0) return make_error(errc::io_error, io_message(path, errno));
+  if (!S_ISREG(st.st_mode)) {
+    return make_error(errc::invalid_argument, path.string() + " is not a regular file");
+  }
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    return make_error(too_big, fmt::format("{} is larger than {} bytes", path.string(), max_bytes));
+  }
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::read(fd.fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(errc::io_error, io_message(path, errno));
+    if (n == 0) break;  // shrank while we read; the caller parses what is there
+    done += static_cast<size_t>(n);
+  }
+  text.resize(done);
+  return text;
+}
+
+std::filesystem::path temp_beside(const std::filesystem::path& path) {
+  std::array<uint8_t, 8> nonce{};
+  random_bytes(nonce);
+  return path.parent_path() / ("." + path.filename().string() + ".tmp-" + to_hex(nonce));
+}
+
+// Writes a temporary file beside `path` with `mode`, fsynced, filled by
+// `fill(fd)`. Returns its name; removes it on failure.
+template <typename Fill>
+result<std::filesystem::path> write_temp(const std::filesystem::path& path, mode_t mode,
+                                         Fill&& fill) {
+  const std::filesystem::path tmp = temp_beside(path);
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  if (fd.fd < 0) return make_error(errc::io_error, io_message(tmp, errno));
+  auto fail = [&](Error e) -> result<std::filesystem::path> {
+    ::unlink(tmp.c_str());
+    return e;
+  };
+  // The umask may only remove bits; a key file must not depend on it.
+  if (::fchmod(fd.fd, mode) != 0) return fail(make_error(errc::io_error, io_message(tmp, errno)));
+  if (auto s = fill(fd.fd, tmp); !s) return fail(s.error());
+  if (::fsync(fd.fd) != 0) return fail(make_error(errc::io_error, io_message(tmp, errno)));
+  return tmp;
+}
+
+// Renames `tmp` to `path` without replacing it: false (and `tmp` removed)
+// when `path` already exists.
+result<bool> rename_no_replace(const std::filesystem::path& tmp,
+                               const std::filesystem::path& path) {
+  int rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
+  if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+    // File systems without RENAME_NOREPLACE: link() is just as exclusive.
+    rc = ::link(tmp.c_str(), path.c_str());
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    errno = err;
+  }
+  if (rc != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    if (err == EEXIST) return false;
+    return make_error(errc::io_error, io_message(path, err));
+  }
+  return true;
+}
+
+result<void> rename_replace(const std::filesystem::path& tmp, const std::filesystem::path& path) {
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return make_error(errc::io_error, io_message(path, err));
+  }
+  return {};
+}
+
+// Replaces `path` with `text` atomically (temporary file, rename, directory fsync).
+result<void> replace_file(const std::filesystem::path& path, std::string_view text, mode_t mode) {
+  auto tmp = write_temp(
+      path, mode, [&](int fd, const std::filesystem::path& t) { return write_all(fd, text, t); });
+  if (!tmp) return tmp.error();
+  if (auto s = rename_replace(*tmp, path); !s) return s;
+  return fsync_dir(path.parent_path());
+}
+
+PublicKey raw_public_key(EVP_PKEY* key) {
+  PublicKey out;
+  size_t len = out.bytes.size();
+  ENGRAM_ASSERT(EVP_PKEY_get_raw_public_key(key, out.bytes.data(), &len) == 1 &&
+                len == out.bytes.size());
+  return out;
+}
+
+std::string pem_of(EVP_PKEY* key, bool private_half) {
+  Bio bio(BIO_new(BIO_s_mem()));
+  ENGRAM_ASSERT(bio != nullptr);
+  const int ok =
+      private_half ? PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)
+                   : PEM_write_bio_PUBKEY(bio.get(), key);
+  ENGRAM_ASSERT(ok == 1);
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  ENGRAM_ASSERT(len > 0);
+  return std::string(data, static_cast<size_t>(len));
+}
+
+// An Ed25519 key from PEM text, or null (`why` says what is wrong).
+EVP_PKEY* parse_pem(std::string_view pem, bool private_half, std::string& why) {
+  Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  ENGRAM_ASSERT(bio != nullptr);
+  EVP_PKEY* key = private_half ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr)
+                               : PEM_read_bio_PUBKEY(bio.get(), nullptr, no_passphrase, nullptr);
+  ERR_clear_error();
+  if (key == nullptr) {
+    why = private_half ? "not a PEM private key (unencrypted PKCS#8 expected)"
+                       : "not a PEM public key (SubjectPublicKeyInfo expected)";
+    return nullptr;
+  }
+  if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
+    EVP_PKEY_free(key);
+    why = "not an Ed25519 key";
+    return nullptr;
+  }
+  return key;
+}
+
+std::string_view trim(std::string_view s) {
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// --- JSON fields ---------------------------------------------------------
+
+Error field_error(std::string_view field, std::string_view what) {
+  return make_error(errc::invalid_argument, fmt::format("checkpoint: \"{}\" {}", field, what));
+}
+
+result<const std::string*> string_field(const nlohmann::json& j, std::string_view name) {
+  auto it = j.find(name);
+  if (it == j.end()) return field_error(name, "is missing");
+  if (!it->is_string()) return field_error(name, "must be a string");
+  return &it->get_ref<const std::string&>();
+}
+
+template <size_t N>
+result<std::array<uint8_t, N>> hex_field(const nlohmann::json& j, std::string_view name) {
+  auto s = string_field(j, name);
+  if (!s) return s.error();
+  std::array<uint8_t, N> out{};
+  if (!from_hex(**s, out)) {
+    return field_error(name, fmt::format("must be {} hex digits", 2 * N));
+  }
+  return out;
+}
+
+}  // namespace
+
+// --- keys ------------------------------------------------------------------
+
+std::string PublicKey::to_hex() const {
+  return core::to_hex(bytes);
+}
+
+std::string PublicKey::id() const {
+  Sha256 h;
+  h.update(bytes.data(), bytes.size());
+  const Hash256 d = h.finish();
+  return core::to_hex(std::span(d).first(8));
+}
+
+result<PublicKey> PublicKey::from_hex(std::string_view hex) {
+  PublicKey k;
+  if (!core::from_hex(hex, k.bytes)) {
+    return make_error(errc::invalid_argument,
+                      fmt::format("an Ed25519 public key is {} hex digits", 2 * k.bytes.size()));
+  }
+  return k;
+}
+
+result<PublicKey> load_public_key(std::string_view arg) {
+  if (auto k = PublicKey::from_hex(arg)) return k;
+  const std::filesystem::path path{std::string(arg)};
+  auto text = read_small_file(path, kMaxCheckpointKeyFileBytes, errc::invalid_argument);
+  if (!text) {
+    if (text.error().code == errc::not_found) {
+      return make_error(errc::not_found,
+                        fmt::format("public key '{}' is neither 64 hex digits nor an existing file",
+                                    std::string(arg).substr(0, 256)));
+    }
+    return text.error();
+  }
+  const std::string_view body = trim(*text);
+  if (auto k = PublicKey::from_hex(body)) return k;
+  std::string why;
+  EVP_PKEY* key = parse_pem(body, /*private_half=*/false, why);
+  if (key == nullptr) {
+    return make_error(errc::invalid_argument,
+                      fmt::format("public key file {}: neither 64 hex digits nor usable PEM ({})",
+                                  path.string(), why));
+  }
+  const PublicKey out = raw_public_key(key);
+  EVP_PKEY_free(key);
+  return out;
+}
+
+void SigningKey::PkeyFree::operator()(evp_pkey_st* key) const {
+  EVP_PKEY_free(key);
+}
+
+SigningKey::SigningKey(std::unique_ptr<evp_pkey_st, PkeyFree> key)
+    : key_(std::move(key)), public_key_(raw_public_key(key_.get())) {}
+
+SigningKey SigningKey::generate() {
+  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  ENGRAM_ASSERT_MSG(key != nullptr, "Ed25519 key generation failed");
+  return SigningKey(std::unique_ptr<evp_pkey_st, PkeyFree>(key));
+}
+
+result<SigningKey> SigningKey::load(const std::filesystem::path& file) {
+  auto read = read_small_file(file, kMaxCheckpointKeyFileBytes, errc::corruption);
+  if (!read) {
+    // A directory or device where the key should be is as unusable as garbage.
+    if (read.error().code == errc::invalid_argument) {
+      return make_error(errc::corruption, read.error().message);
+    }
+    return read.error();
+  }
+  const Cleansed pem{std::move(*read)};
+  std::string why;
+  EVP_PKEY* key = parse_pem(pem.text, /*private_half=*/true, why);
+  if (key == nullptr) {
+    return make_error(errc::corruption, fmt::format("signing key {}: {}", file.string(), why));
+  }
+  return SigningKey(std::unique_ptr<evp_pkey_st, PkeyFree>(key));
+}
+
+result<SigningKey> SigningKey::load_or_create(const std::filesystem::path& file) {
+  auto loaded = load(file);
+  if (!loaded && loaded.error().code == errc::not_found) {
+    if (auto d = ensure_dir(file.parent_path(), 0700); !d) return d.error();
+    SigningKey fresh = generate();
+    const Cleansed pem{pem_of(fresh.key_.get(), /*private_half=*/true)};
+    auto tmp = write_temp(file, 0600, [&](int fd, const std::filesystem::path& t) {
+      return write_all(fd, pem.text, t);
+    });
+    if (!tmp) return tmp.error();
+    auto placed = rename_no_replace(*tmp, file);
+    if (!placed) return placed.error();
+    if (auto s = fsync_dir(file.parent_path()); !s) return s.error();
+    // Another process created the key first: use its key, not ours.
+    loaded = *placed ? result<SigningKey>(std::move(fresh)) : load(file);
+  }
+  if (!loaded) return loaded;
+
+  // The .pub is derived from the key, so whatever it holds is replaced when
+  // it does not match (also after a crash between the two writes).
+  std::filesystem::path pub_path = file;
+  pub_path += ".pub";
+  const std::string pub_pem = loaded->public_key_pem();
+  auto existing = read_small_file(pub_path, kMaxCheckpointKeyFileBytes, errc::invalid_argument);
+  if (!existing && existing.error().code == errc::io_error) return existing.error();
+  if (!existing || *existing != pub_pem) {
+    if (auto s = replace_file(pub_path, pub_pem, 0644); !s) return s.error();
+  }
+  return loaded;
+}
+
+Ed25519Signature SigningKey::sign(std::span<const uint8_t> message) const {
+  MdCtx ctx(EVP_MD_CTX_new());
+  ENGRAM_ASSERT(ctx != nullptr);
+  Ed25519Signature sig{};
+  size_t sig_len = sig.size();
+  // Ed25519 hashes internally: no digest is named.
+  const bool ok =
+      EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) == 1 &&
+      EVP_DigestSign(ctx.get(), sig.data(), &sig_len, message.data(), message.size()) == 1;
+  ENGRAM_ASSERT_MSG(ok && sig_len == sig.size(), "Ed25519 signing failed");
+  return sig;
+}
+
+Ed25519Signature SigningKey::sign(std::string_view message) const {
+  return sign(std::span(reinterpret_cast<const uint8_t*>(message.data()), message.size()));
+}
+
+std::string SigningKey::public_key_pem() const {
+  return pem_of(key_.get(), /*private_half=*/false);
+}
+
+bool ed25519_verify(const PublicKey& key, std::span<const uint8_t> message,
+                    std::span<const uint8_t, kEd25519SignatureBytes> signature) {
+  EVP_PKEY* pkey =
+      EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, key.bytes.data(), key.bytes.size());
+  if (pkey == nullptr) {
+    ERR_clear_error();
+    return false;
+  }
+  MdCtx ctx(EVP_MD_CTX_new());
+  ENGRAM_ASSERT(ctx != nullptr);
+  const bool ok = EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey) == 1 &&
+                  EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(),
+                                   message.size()) == 1;
+  EVP_PKEY_free(pkey);
+  ERR_clear_error();
+  return ok;
+}
+
+bool ed25519_verify(const PublicKey& key, std::string_view message,
+                    std::span<const uint8_t, kEd25519SignatureBytes> signature) {
+  return ed25519_verify(
+      key, std::span(reinterpret_cast<const uint8_t*>(message.data()), message.size()), signature);
+}
+
+// --- checkpoints -----------------------------------------------------------
+
+std::string format_rfc3339_ns(int64_t unix_ns) {
+  constexpr int64_t kNsPerSecond = 1'000'000'000;
+  // Floor division, so times before 1970 get a non-negative fraction.
+  int64_t secs = unix_ns / kNsPerSecond;
+  int64_t nanos = unix_ns % kNsPerSecond;
+  if (nanos < 0) {
+    secs -= 1;
+    nanos += kNsPerSecond;
+  }
+  const std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  ENGRAM_ASSERT(gmtime_r(&t, &tm) != nullptr);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, nanos);
+}
+
+std::filesystem::path checkpoint_file_in(const std::filesystem::path& data_dir) {
+  return data_dir / "audit" / "checkpoints.jsonl";
+}
+
+std::string Checkpoint::signed_bytes() const {
+  std::string out;
+  out.reserve(kSignedBytes);
+  out.append(kSignedPrefix);
+  put_be64(out, log_id.hi);
+  put_be64(out, log_id.lo);
+  put_be64(out, position.value());
+  out.append(reinterpret_cast<const char*>(head_hash.data()), head_hash.size());
+  out.append(reinterpret_cast<const char*>(tree_root.data()), tree_root.size());
+  put_be64(out, static_cast<uint64_t>(signed_at_ns));
+  ENGRAM_ASSERT(out.size() == kSignedBytes);
+  return out;
+}
+
+Checkpoint Checkpoint::sign(const SigningKey& k, Uuid id, Position at, const Hash256& head,
+                            const Hash256& root, int64_t at_ns) {
+  ENGRAM_ASSERT_MSG(at.value() != 0 || head == Hash256{}, "an empty log has no head hash");
+  Checkpoint c;
+  c.log_id = id;
+  c.position = at;
+  c.head_hash = head;
+  c.tree_root = root;
+  c.signed_at_ns = at_ns;
+  c.key = k.public_key();
+  c.signature = k.sign(c.signed_bytes());
+  return c;
+}
+
+bool Checkpoint::signature_valid() const {
+  return ed25519_verify(key, signed_bytes(), signature);
+}
+
+nlohmann::ordered_json Checkpoint::to_json() const {
+  nlohmann::ordered_json j;
+  j["format"] = kCheckpointFormat;
+  j["log_id"] = log_id.to_string();
+  j["position"] = position.value();
+  j["head_hash"] = to_hex(head_hash);
+  j["tree_root"] = to_hex(tree_root);
+  j["signed_at"] = format_rfc3339_ns(signed_at_ns);
+  j["signed_at_ns"] = signed_at_ns;
+  j["key_id"] = key.id();
+  j["public_key"] = key.to_hex();
+  j["signature"] = to_hex(signature);
+  return j;
+}
+
+std::string Checkpoint::to_line() const {
+  return to_json().dump();
+}
+
+result<Checkpoint> Checkpoint::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) return make_error(errc::invalid_argument, "checkpoint: not a JSON object");
+  for (const auto& [name, value] : j.items()) {
+    if (std::find(kFields.begin(), kFields.end(), name) == kFields.end()) {
+      return field_error(name.substr(0, 64), "is not a checkpoint field");
+    }
+  }
+  Checkpoint c;
+
+  auto format = string_field(j, "format");
+  if (!format) return format.error();
+  if (**format != kCheckpointFormat) {
+    return field_error("format", fmt::format("must be \"{}\"", kCheckpointFormat));
+  }
+
+  auto id_text = string_field(j, "log_id");
+  if (!id_text) return id_text.error();
+  const auto id = Uuid::parse(**id_text);
+  if (!id) return field_error("log_id", "must be a UUID");
+  c.log_id = *id;
+
+  auto pos = j.find("position");
+  if (pos == j.end()) return field_error("position", "is missing");
+  // Parsed text holds non-negative integers as unsigned; JSON built in code
+  // may hold them as signed.
+  const bool non_negative =
+      pos->is_number_unsigned() || (pos->is_number_integer() && pos->get<int64_t>() >= 0);
+  if (!non_negative) return field_error("position", "must be a non-negative integer");
+  c.position = Position(pos->get<uint64_t>());
+
+  auto head = hex_field<32>(j, "head_hash");
+  if (!head) return head.error();
+  c.head_hash = *head;
+  if (c.position.value() == 0 && c.head_hash != Hash256{}) {
+    return field_error("head_hash", "must be zero at position 0");
+  }
+  auto root = hex_field<32>(j, "tree_root");
+  if (!root) return root.error();
+  c.tree_root = *root;
+
+  auto at_ns = j.find("signed_at_ns");
+  if (at_ns == j.end()) return field_error("signed_at_ns", "is missing");
+  // nlohmann stores integers above INT64_MAX as unsigned: out of range here.
+  const bool fits =
+      at_ns->is_number_integer() &&
+      (!at_ns->is_number_unsigned() || at_ns->get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX));
+  if (!fits) return field_error("signed_at_ns", "must be a 64-bit signed integer");
+  c.signed_at_ns = at_ns->get<int64_t>();
+  auto at = string_field(j, "signed_at");
+  if (!at) return at.error();
+  if (**at != format_rfc3339_ns(c.signed_at_ns)) {
+    return field_error("signed_at", "does not match signed_at_ns");
+  }
+
+  auto pub = hex_field<kEd25519PublicKeyBytes>(j, "public_key");
+  if (!pub) return pub.error();
+  c.key.bytes = *pub;
+  auto key_id = string_field(j, "key_id");
+  if (!key_id) return key_id.error();
+  if (**key_id != c.key.id()) return field_error("key_id", "does not match public_key");
+
+  auto sig = hex_field<kEd25519SignatureBytes>(j, "signature");
+  if (!sig) return sig.error();
+  c.signature = *sig;
+  return c;
+}
+
+// --- the file ----------------------------------------------------------------
+
+CheckpointFile::CheckpointFile(std::filesystem::path path) : path_(std::move(path)) {}
+
+result<void> CheckpointFile::append(const Checkpoint& c) const {
+  const std::string line = c.to_line() + "\n";
+  // Every field has a bounded width, so this holds for any checkpoint.
+  ENGRAM_ASSERT(line.size() <= kMaxCheckpointLineBytes);
+
+  int raw = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
+  if (raw < 0 && errno == ENOENT) {
+    if (auto d = ensure_dir(path_.parent_path(), 0755); !d) return d;
+    raw = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (raw >= 0) {
+      if (auto s = fsync_dir(path_.parent_path()); !s) {
+        ::close(raw);
+        return s;
+      }
+    }
+  }
+  if (raw < 0) return make_error(errc::io_error, io_message(path_, errno));
+  Fd fd(raw);
+
+  struct stat st {};
+  if (::fstat(fd.fd, &st) != 0) return make_error(errc::io_error, io_message(path_, errno));
+  off_t size = st.st_size;
+  if (size > 0) {
+    // A crash mid-write leaves a last line without its newline, which
+    // readers ignore; appending after it would turn it into a malformed
+    // middle line, so it is cut off first.
+    const size_t tail_max =
+        std::min<uint64_t>(static_cast<uint64_t>(size), kMaxCheckpointLineBytes + 1);
+    std::string tail(tail_max, '\0');
+    const off_t from = size - static_cast<off_t>(tail_max);
+    size_t got = 0;
+    while (got < tail.size()) {
+      const ssize_t n =
+          ::pread(fd.fd, tail.data() + got, tail.size() - got, from + static_cast<off_t>(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return make_error(errc::io_error, io_message(path_, errno));
+      if (n == 0) return make_error(errc::io_error, path_.string() + ": shrank while appending");
+      got += static_cast<size_t>(n);
+    }
+    if (tail.back() != '\n') {
+      const size_t nl = tail.rfind('\n');
+      if (nl == std::string::npos && tail.size() > kMaxCheckpointLineBytes) {
+        return make_error(errc::corruption, fmt::format("{}: the last {} bytes hold no line end",
+                                                        path_.string(), tail.size()));
+      }
+      const off_t keep = nl == std::string::npos ? from : from + static_cast<off_t>(nl) + 1;
+      if (::ftruncate(fd.fd, keep) != 0 || ::fdatasync(fd.fd) != 0) {
+        return make_error(errc::io_error, io_message(path_, errno));
+      }
+      size = keep;
+    }
+  }
+
+  const ssize_t n = ::write(fd.fd, line.data(), line.size());
+  if (n != static_cast<ssize_t>(line.size())) {
+    const int err = n < 0 ? errno : ENOSPC;
+    // Leaves no partial line behind for the next append to build on.
+    if (n > 0 && ::ftruncate(fd.fd, size) != 0) {
+      return make_error(errc::io_error, io_message(path_, errno));
+    }
+    return make_error(errc::io_error, io_message(path_, err));
+  }
+  if (::fdatasync(fd.fd) != 0) return make_error(errc::io_error, io_message(path_, errno));
+  return {};
+}
+
+result<std::vector<Checkpoint>> read_checkpoints(const std::filesystem::path& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.fd < 0) {
+    const int err = errno;
+    return make_error(err == ENOENT ? errc::not_found : errc::io_error, io_message(path, err));
+  }
+  std::vector<Checkpoint> out;
+  std::string line;
+  size_t line_no = 1;
+  std::string chunk(kReadChunkBytes, '\0');
+  auto too_long = [&] {
+    return make_error(errc::corruption,
+                      fmt::format("{}: line {} is longer than {} bytes", path.string(), line_no,
+                                  kMaxCheckpointLineBytes));
+  };
+  for (;;) {
+    const ssize_t n = ::read(fd.fd, chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(errc::io_error, io_message(path, errno));
+    if (n == 0) break;
+    std::string_view data(chunk.data(), static_cast<size_t>(n));
+    while (!data.empty()) {
+      const size_t nl = data.find('\n');
+      const std::string_view piece = data.substr(0, nl);
+      // The newline counts towards the line's bound.
+      if (line.size() + piece.size() + (nl == std::string_view::npos ? 0 : 1) >
+          kMaxCheckpointLineBytes) {
+        return too_long();
+      }
+      line.append(piece);
+      if (nl == std::string_view::npos) break;
+      data.remove_prefix(nl + 1);
+
+      if (out.size() >= kMaxCheckpointsRead) {
+        return make_error(errc::invalid_argument, fmt::format("{}: more than {} checkpoints",
+                                                              path.string(), kMaxCheckpointsRead));
+      }
+      const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded()) {
+        return make_error(errc::corruption,
+                          fmt::format("{}: line {} is not JSON", path.string(), line_no));
+      }
+      auto c = Checkpoint::from_json(j);
+      if (!c) {
+        return make_error(errc::corruption, fmt::format("{}: line {}: {}", path.string(), line_no,
+                                                        c.error().message));
+      }
+      out.push_back(std::move(*c));
+      line.clear();
+      ++line_no;
+    }
+  }
+  // Whatever is left in `line` is a write torn by a crash.
+  return out;
+}
+
+result<void> write_checkpoints(const std::filesystem::path& path, std::span<const Checkpoint> cs) {
+  if (cs.size() > kMaxCheckpointsRead) {
+    return make_error(errc::invalid_argument,
+                      fmt::format("at most {} checkpoints per file", kMaxCheckpointsRead));
+  }
+  if (auto d = ensure_dir(path.parent_path(), 0755); !d) return d;
+  auto tmp = write_temp(path, 0644, [&](int fd, const std::filesystem::path& t) -> result<void> {
+    std::string buffer;
+    buffer.reserve(kWriteChunkBytes + kMaxCheckpointLineBytes);
+    for (const Checkpoint& c : cs) {
+      buffer += c.to_line();
+      buffer += '\n';
+      if (buffer.size() >= kWriteChunkBytes) {
+        if (auto s = write_all(fd, buffer, t); !s) return s;
+        buffer.clear();
+      }
+    }
+    return write_all(fd, buffer, t);
+  });
+  if (!tmp) return tmp.error();
+  if (auto s = rename_replace(*tmp, path); !s) return s;
+  return fsync_dir(path.parent_path());
+}
+
+}  // namespace engram::core
