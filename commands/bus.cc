@@ -223,7 +223,7 @@ void Engine::attempt(const std::shared_ptr<Job>& job, bool catch_up) {
   if (!planned) return decision_failed(job, planned.error());
   auto p = std::make_shared<Plan>(std::move(*planned));
   const core::AppendContext context{
-      job->command_id, core::Uuid{},
+      job->command_id, job->request.causation_id,
       job->request.correlation_id.is_nil() ? job->command_id : job->request.correlation_id,
       job->request.principal.subject};
   auto self = shared_from_this();

@@ -18,8 +18,9 @@
 //   first outcome again (replayed = true) and writes nothing, for as long as
 //   the log's dedupe window remembers the ids; the same key with another
 //   body fails with code idempotency_key_reused (kind conflict).
-// - The correlation id (or, when nil, the command id) and the principal's
-//   subject (as actor) are recorded in every event written.
+// - The command id, the causation id, the correlation id (or, when nil, the
+//   command id) and the principal's subject (as actor) are recorded in every
+//   event written.
 // - done is called exactly once, possibly on one of the log's threads; it
 //   must return quickly.
 
@@ -59,6 +60,10 @@ struct CommandRequest {
   Principal principal;
   std::optional<std::string> idempotency_key;
   core::Uuid correlation_id;  // nil: the command id is used
+  // What caused the command (the event or command it reacts to); nil for a
+  // command a person or agent issued on its own. Recorded in every event
+  // written, beside the command id, so audit can rebuild the causation tree.
+  core::Uuid causation_id;
 };
 
 struct WrittenEvent {

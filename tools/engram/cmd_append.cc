@@ -20,6 +20,7 @@ struct AppendOptions {
   std::string expected = "any";
   std::string actor = "engram-cli";
   std::string correlation_id;
+  std::string causation_id;
   bool json = false;
 };
 
@@ -100,6 +101,11 @@ int run_append(const AppendOptions& o) {
     if (!id) return fail(kUsage, "--correlation-id must be a UUID");
     context.correlation_id = *id;
   }
+  if (!o.causation_id.empty()) {
+    auto id = core::Uuid::parse(o.causation_id);
+    if (!id) return fail(kUsage, "--causation-id must be a UUID");
+    context.causation_id = *id;
+  }
 
   // All input is validated before the log is opened: bad input changes nothing.
   std::vector<core::EventData> events;
@@ -158,6 +164,8 @@ void add_append_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--actor", o->actor, "Actor recorded in the events")->capture_default_str();
   cmd->add_option("--correlation-id", o->correlation_id,
                   "Correlation id (UUID) recorded in the events");
+  cmd->add_option("--causation-id", o->causation_id,
+                  "Causation id (UUID): the event or command that caused these events");
   cmd->add_flag("--json", o->json, "Print the result as one JSON object");
   cmd->callback([o, &exit_code] { exit_code = run_append(*o); });
 }

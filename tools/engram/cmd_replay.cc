@@ -4,6 +4,7 @@
 
 #include "tools/engram/cli.h"
 #include "tools/engram/commands.h"
+#include "tools/engram/table.h"
 
 namespace engram::cli {
 namespace {
@@ -18,15 +19,6 @@ struct DumpOptions {
   std::string stream;
   std::string format = "json";
 };
-
-std::string clip(std::string s, size_t width) {
-  if (s.size() <= width) return s;
-  s.resize(width - 1);
-  // Do not leave half a UTF-8 sequence behind.
-  while (!s.empty() && (static_cast<uint8_t>(s.back()) & 0xC0) == 0x80) s.pop_back();
-  if (!s.empty() && static_cast<uint8_t>(s.back()) >= 0xC0) s.pop_back();
-  return s + "~";
-}
 
 class Printer {
  public:
