@@ -133,6 +133,21 @@ core::result<void> apply_config_file(const std::filesystem::path& path, ServeCon
         }
         if (!r) return r;
       }
+    } else if (k == "audit") {
+      if (!v.is_object()) return bad("config: 'audit' must be an object");
+      for (const auto& [ak, av] : v.items()) {
+        const std::string key = "audit." + ak;
+        if (ak == "checkpoint_every_events") {
+          r = get_uint(av, key, 1, 1'000'000'000, c.checkpoints.every_events);
+        } else if (ak == "checkpoint_interval_ms") {
+          r = get_uint(av, key, 100, 86'400'000, c.checkpoints.interval_ms);
+        } else if (ak == "signing_key_file" && av.is_string()) {
+          c.signing_key_file = av.get<std::string>();
+        } else {
+          return bad(fmt::format("config: '{}' is unknown or has the wrong type", key));
+        }
+        if (!r) return r;
+      }
     } else if (k == "auth") {
       if (!v.is_object()) return bad("config: 'auth' must be an object");
       for (const auto& [ak, av] : v.items()) {

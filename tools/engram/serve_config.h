@@ -11,6 +11,7 @@
 #include "adapters/http/api.h"
 #include "adapters/http/server.h"
 #include "commands/bus.h"
+#include "core/checkpointer.h"
 #include "core/result.h"
 
 namespace engram::cli {
@@ -25,7 +26,14 @@ struct ServeConfig {
   bool auth_enabled = true;
   std::filesystem::path keys_file;  // empty: <data>/auth/keys.json
   std::string log_level = "info";
+  // Signed checkpoints of the head (core/checkpointer.h), under the key in
+  // signing_key_file (empty: <data>/audit/signing-key.pem, made when missing).
+  core::CheckpointerOptions checkpoints;
+  std::filesystem::path signing_key_file;
 
+  std::filesystem::path effective_signing_key_file() const {
+    return signing_key_file.empty() ? data_dir / "audit" / "signing-key.pem" : signing_key_file;
+  }
   std::filesystem::path effective_keys_file() const {
     return keys_file.empty() ? data_dir / "auth" / "keys.json" : keys_file;
   }
