@@ -56,6 +56,31 @@ bool lsb(uint64_t x) {
   return (x & 1) != 0;
 }
 
+// The walk both RFC 9162 verifications share: the bits of fn (the node's
+// index) and sn (the last index) say whether each proof hash is a left
+// sibling (`left`) or a right one (`right`). Returns whether the proof ends
+// at the root (sn reaches 0 with the last hash).
+template <typename Left, typename Right>
+bool walk(uint64_t fn, uint64_t sn, std::span<const Hash256> path, Left&& left, Right&& right) {
+  for (const Hash256& c : path) {
+    if (sn == 0) return false;
+    if (lsb(fn) || fn == sn) {
+      left(c);
+      if (!lsb(fn)) {
+        do {
+          fn >>= 1;
+          sn >>= 1;
+        } while (!lsb(fn) && fn != 0);
+      }
+    } else {
+      right(c);
+    }
+    fn >>= 1;
+    sn >>= 1;
+  }
+  return sn == 0;
+}
+
 }  // namespace
 
 Hash256 empty_root() {
@@ -149,26 +174,11 @@ result<std::vector<Hash256>> consistency_proof(Source& src, uint64_t old_size, u
 bool verify_inclusion(uint64_t index, uint64_t size, const Hash256& leaf,
                       std::span<const Hash256> proof, const Hash256& root) {
   if (index >= size || proof.size() > kMaxProofHashes) return false;
-  uint64_t fn = index;
-  uint64_t sn = size - 1;
   Hash256 r = leaf;
-  for (const Hash256& p : proof) {
-    if (sn == 0) return false;
-    if (lsb(fn) || fn == sn) {
-      r = node_hash(p, r);
-      if (!lsb(fn)) {
-        do {
-          fn >>= 1;
-          sn >>= 1;
-        } while (!lsb(fn) && fn != 0);
-      }
-    } else {
-      r = node_hash(r, p);
-    }
-    fn >>= 1;
-    sn >>= 1;
-  }
-  return sn == 0 && r == root;
+  const bool reached_root = walk(
+      index, size - 1, proof, [&](const Hash256& c) { r = node_hash(c, r); },
+      [&](const Hash256& c) { r = node_hash(r, c); });
+  return reached_root && r == root;
 }
 
 bool verify_consistency(uint64_t old_size, uint64_t new_size, const Hash256& old_root,
@@ -188,25 +198,14 @@ bool verify_consistency(uint64_t old_size, uint64_t new_size, const Hash256& old
   }
   Hash256 fr = path[0];
   Hash256 sr = path[0];
-  for (size_t i = 1; i < path.size(); ++i) {
-    const Hash256& c = path[i];
-    if (sn == 0) return false;
-    if (lsb(fn) || fn == sn) {
-      fr = node_hash(c, fr);
-      sr = node_hash(c, sr);
-      if (!lsb(fn)) {
-        do {
-          fn >>= 1;
-          sn >>= 1;
-        } while (!lsb(fn) && fn != 0);
-      }
-    } else {
-      sr = node_hash(sr, c);
-    }
-    fn >>= 1;
-    sn >>= 1;
-  }
-  return fr == old_root && sr == new_root && sn == 0;
+  const bool reached_root = walk(
+      fn, sn, std::span<const Hash256>(path).subspan(1),
+      [&](const Hash256& c) {
+        fr = node_hash(c, fr);
+        sr = node_hash(c, sr);
+      },
+      [&](const Hash256& c) { sr = node_hash(sr, c); });
+  return reached_root && fr == old_root && sr == new_root;
 }
 
 }  // namespace engram::core::merkle
