@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "adapters/audit/audit.h"
 #include "adapters/http/problem.h"
 #include "adapters/http/queries.h"
 #include "adapters/http/rate_limit.h"
@@ -237,6 +238,121 @@ void redact_memory(json& event, const commands::Principal& who) {
   }
 }
 
+// The event rows anywhere in an audit answer (nested in trace trees too),
+// redacted as redact_memory does: an admin token scoped to an agent sees
+// only that agent's memory content.
+void redact_memories(json& j, const commands::Principal& who) {
+  if (who.has(Role::admin) && !who.agent_id) return;
+  if (j.is_object() && j.contains("data") && j.contains("stream") && j["stream"].is_string()) {
+    redact_memory(j, who);
+  }
+  if (j.is_structured()) {
+    for (auto& item : j.items()) redact_memories(item.value(), who);
+  }
+}
+
+// An audit query's failure (adapters/audit/audit.h). A proof route's
+// errc::corruption means the log no longer matches a signed checkpoint (or
+// the tree nodes a proof needs are gone): 409 log_tampered. Otherwise as a
+// read model's: 400 bad_query, 404 not_found, 503 overloaded (the audit
+// index trails the log too far; Retry-After), 500 for storage errors and
+// corruption.
+Problem problem_from_audit(const core::Error& e, bool proof) {
+  if (proof && e.code == core::errc::corruption)
+    return {409, "log_tampered", e.message, {}, {}, {}};
+  return problem_from_query(e);
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2 ? 1 : 0;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+// A time bound of the audit actor route, as `engram audit actor` takes it:
+// RFC 3339 UTC ("2026-01-02T03:04:05Z", with an optional fraction, cut to
+// nanoseconds) or integer Unix nanoseconds. nullopt when malformed or
+// outside int64 nanoseconds (1677..2262).
+std::optional<int64_t> parse_time_ns(std::string_view s) {
+  if (s.empty() || s.size() > 64) return std::nullopt;
+  if (s.find_first_not_of("-0123456789") == std::string_view::npos) {
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+    return v;
+  }
+  auto digits = [&](size_t at, size_t n) -> std::optional<unsigned> {
+    unsigned v = 0;
+    for (size_t i = at; i < at + n; ++i) {
+      if (i >= s.size() || s[i] < '0' || s[i] > '9') return std::nullopt;
+      v = v * 10 + static_cast<unsigned>(s[i] - '0');
+    }
+    return v;
+  };
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+      s[13] != ':' || s[16] != ':') {
+    return std::nullopt;
+  }
+  const auto year = digits(0, 4), month = digits(5, 2), day = digits(8, 2), hour = digits(11, 2),
+             minute = digits(14, 2), second = digits(17, 2);
+  if (!year || !month || !day || !hour || !minute || !second) return std::nullopt;
+  size_t i = 19;
+  int64_t fraction = 0;
+  if (s[i] == '.') {
+    size_t n = 0;
+    for (++i; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, ++n) {
+      if (n < 9) fraction = fraction * 10 + (s[i] - '0');  // finer digits are cut off
+    }
+    if (n == 0) return std::nullopt;
+    for (; n < 9; ++n) fraction *= 10;
+  }
+  if (i + 1 != s.size() || (s[i] != 'Z' && s[i] != 'z')) return std::nullopt;
+  static constexpr unsigned kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (*year % 4 == 0 && *year % 100 != 0) || *year % 400 == 0;
+  if (*month < 1 || *month > 12 || *day < 1 ||
+      *day > kDays[*month - 1] + (*month == 2 && leap ? 1 : 0) || *hour > 23 || *minute > 59 ||
+      *second > 59) {
+    return std::nullopt;
+  }
+  const int64_t secs =
+      days_from_civil(*year, *month, *day) * 86'400 + *hour * 3600 + *minute * 60 + *second;
+  int64_t ns = 0;
+  if (__builtin_mul_overflow(secs, int64_t{1'000'000'000}, &ns) ||
+      __builtin_add_overflow(ns, fraction, &ns)) {
+    return std::nullopt;
+  }
+  return ns;
+}
+
+// The audit routes: "/v1/audit/<name>", or "/v1/audit/<name>/{<param>}"
+// taking the rest of the path (percent-decoded) as the parameter.
+struct AuditRoute {
+  std::string_view name;
+  std::string_view param;  // empty: the route takes no path parameter
+};
+constexpr AuditRoute kAuditRoutes[] = {
+    {"verify", {}},        {"checkpoints", {}},         {"consistency", {}},
+    {"history", "stream"}, {"trace", "correlation_id"}, {"actor", "actor"},
+    {"state", "stream"},   {"proof", "position"}};
+constexpr std::string_view kAuditPrefix = "/v1/audit/";
+
+const AuditRoute* audit_route(std::string_view path) {
+  if (path.rfind(kAuditPrefix, 0) != 0) return nullptr;
+  const std::string_view rest = path.substr(kAuditPrefix.size());
+  for (const auto& r : kAuditRoutes) {
+    if (r.param.empty() ? rest == r.name
+                        : rest.size() > r.name.size() + 1 && rest.rfind(r.name, 0) == 0 &&
+                              rest[r.name.size()] == '/') {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 struct Api::Impl {
@@ -390,16 +506,27 @@ struct Api::Impl {
     finish(c, std::move(r));
   }
 
-  std::optional<core::Uuid> correlation(const CallPtr& c) {
-    const std::string_view h = c->req.header("x-correlation-id");
+  // An optional UUID header (nil when absent); nullopt after answering 400.
+  std::optional<core::Uuid> uuid_header(const CallPtr& c, std::string_view name) {
+    std::string lower(name);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    const std::string_view h = c->req.header(lower);
     if (h.empty()) return core::Uuid{};
     auto u = core::Uuid::parse(h);
     if (!u) {
-      fail(c, {400, "bad_header", "X-Correlation-Id must be a UUID", "X-Correlation-Id", {}, {}});
+      fail(c,
+           {400, "bad_header", fmt::format("{} must be a UUID", name), std::string(name), {}, {}});
       return std::nullopt;
     }
     return u;
   }
+  std::optional<core::Uuid> correlation(const CallPtr& c) {
+    return uuid_header(c, "X-Correlation-Id");
+  }
+  // What caused the command: the event (or command) it reacts to; audit's
+  // trace follows these links.
+  std::optional<core::Uuid> causation(const CallPtr& c) { return uuid_header(c, "X-Causation-Id"); }
 
   std::optional<std::optional<std::string>> idempotency_key(const CallPtr& c) {
     const std::string_view h = c->req.header("idempotency-key");
@@ -442,9 +569,12 @@ struct Api::Impl {
     if (!check_json_body(c)) return;
     auto corr = correlation(c);
     if (!corr) return;
+    auto cause = causation(c);
+    if (!cause) return;
     auto key = idempotency_key(c);
     if (!key) return;
     commands::CommandRequest req;
+    req.causation_id = *cause;
     req.type = std::move(type);
     req.body = std::move(c->req.body);
     req.principal = c->principal;
@@ -513,6 +643,8 @@ struct Api::Impl {
     if (!check_json_body(c)) return;
     auto corr = correlation(c);
     if (!corr) return;
+    auto cause = causation(c);
+    if (!cause) return;
     auto key = idempotency_key(c);
     if (!key) return;
     json body;
@@ -624,6 +756,7 @@ struct Api::Impl {
                                                               c->principal.subject, **key))
                           : core::Uuid::v7_now();
     ctx.correlation_id = corr->is_nil() ? ctx.command_id : *corr;
+    ctx.causation_id = *cause;
     ctx.actor = c->principal.subject;
     const std::string corr_header(c->req.header("x-correlation-id"));
     auto queued = log.append_async(
@@ -981,6 +1114,193 @@ struct Api::Impl {
                });
   }
 
+  // --- audit (admin) -------------------------------------------------------
+
+  audit::Sources audit_sources() {
+    return audit::Sources{log, options.audit_index ? options.audit_index() : nullptr,
+                          options.audit_checkpoints};
+  }
+
+  // Runs an audit query and answers its JSON (200) or its problem. Like the
+  // read-model queries it runs on the connection's I/O thread: a long one
+  // (a verify) holds that thread while it runs, which max_audit_verify_events
+  // bounds.
+  void audit_answer(const CallPtr& c, bool proof,
+                    std::function<core::result<json>(const audit::Sources&)> run) {
+    c->respond([this, c, proof, run = std::move(run)] {
+      auto answer = run(audit_sources());
+      Response r;
+      if (!answer) {
+        r = problem_response(problem_from_audit(answer.error(), proof), c->target.path,
+                             c->request_id);
+      } else {
+        redact_memories(*answer, c->principal);
+        r = json_response(200, *answer);
+      }
+      return finalize(c, std::move(r));
+    });
+  }
+
+  void bad_query(const CallPtr& c, std::string_view field, std::string detail) {
+    fail(c, {400, "bad_query", std::move(detail), std::string(field), {}, {}});
+  }
+
+  void audit_verify(const CallPtr& c) {
+    if (!check_query(c, {"from", "to"})) return;
+    auto from = query_u64(c, "from", 1, 1, UINT64_MAX);
+    if (!from) return;
+    auto to = query_u64(c, "to", UINT64_MAX, 1, UINT64_MAX);
+    if (!to) return;
+    if (*from > *to) {
+      return bad_query(c, "from", fmt::format("'from' ({}) is after 'to' ({})", *from, *to));
+    }
+    const uint64_t head = log.head().position.value();
+    if (*from > std::max<uint64_t>(head, 1)) {
+      return bad_query(c, "from",
+                       fmt::format("'from' ({}) is beyond the log's head ({})", *from, head));
+    }
+    const uint64_t last = std::min(*to, head);
+    const uint64_t count = last >= *from ? last - *from + 1 : 0;
+    const uint64_t bound = options.max_audit_verify_events;
+    if (count > bound) {
+      return bad_query(c, "to",
+                       fmt::format("a verify checks at most {} events (max_audit_verify_events); "
+                                   "{}..{} holds {}: pass 'to' <= {} and verify the rest in "
+                                   "further requests",
+                                   bound, *from, last, count, *from + bound - 1));
+    }
+    audit::VerifyOptions o;
+    o.from = core::Position(*from);
+    o.to = core::Position(*to);
+    o.threads = 1;
+    o.public_key_file = options.audit_public_key;
+    audit_answer(c, false, [o](const audit::Sources& s) { return audit::verify(s, o); });
+  }
+
+  void audit_checkpoints(const CallPtr& c) {
+    if (!check_query(c, {})) return;
+    audit_answer(c, false, [](const audit::Sources& s) { return audit::checkpoints(s); });
+  }
+
+  void audit_history(const CallPtr& c, std::string stream) {
+    if (!check_query(c, {"from_version", "limit"})) return;
+    auto from = query_u64(c, "from_version", 1, 1, UINT64_MAX);
+    if (!from) return;
+    auto limit = query_u64(c, "limit", 100, 1, audit::kMaxHistoryEvents);
+    if (!limit) return;
+    audit_answer(c, false,
+                 [stream = std::move(stream), from = *from, limit = *limit](
+                     const audit::Sources& s) { return audit::history(s, stream, from, limit); });
+  }
+
+  void audit_trace(const CallPtr& c, const std::string& id) {
+    if (!check_query(c, {})) return;
+    auto correlation = core::Uuid::parse(id);
+    if (!correlation) {
+      fail(c,
+           {400, "invalid_field", "the correlation id must be a UUID", "correlation_id", {}, {}});
+      return;
+    }
+    audit_answer(c, false,
+                 [corr = *correlation](const audit::Sources& s) { return audit::trace(s, corr); });
+  }
+
+  std::optional<int64_t> query_time(const CallPtr& c, std::string_view name, int64_t dflt) {
+    auto v = query(*c, name);
+    if (!v) return dflt;
+    auto ns = parse_time_ns(*v);
+    if (!ns) {
+      bad_query(c, name,
+                fmt::format("'{}' must be an RFC 3339 UTC time (2026-01-02T03:04:05Z, optionally "
+                            "with a fraction) or integer Unix nanoseconds",
+                            name));
+    }
+    return ns;
+  }
+
+  void audit_actor(const CallPtr& c, std::string actor) {
+    if (!check_query(c, {"since", "until", "limit", "cursor"})) return;
+    auto since = query_time(c, "since", INT64_MIN);
+    if (!since) return;
+    auto until = query_time(c, "until", INT64_MAX);
+    if (!until) return;
+    if (*since > *until) return bad_query(c, "since", "'since' is after 'until'");
+    auto limit = query_u64(c, "limit", 100, 1, audit::kMaxActorEvents);
+    if (!limit) return;
+    auto cursor = query_u64(c, "cursor", 0, 0, UINT64_MAX);
+    if (!cursor) return;
+    audit_answer(c, false,
+                 [actor = std::move(actor), since = *since, until = *until, limit = *limit,
+                  cursor = *cursor](const audit::Sources& s) {
+                   return audit::actor(s, actor, since, until, core::Position(cursor), limit);
+                 });
+  }
+
+  void audit_state(const CallPtr& c, std::string stream) {
+    if (!check_query(c, {"at"})) return;
+    auto version = log.stream_version(stream);
+    if (!version) return fail(c, problem_from_log(version.error()));
+    if (version->value() == 0) {
+      fail(c, {404, "not_found", fmt::format("no stream '{}'", stream), {}, {}, {}});
+      return;
+    }
+    const uint64_t head = log.head().position.value();
+    auto at = query_u64(c, "at", head, 1, head);
+    if (!at) return;
+    audit_answer(c, false, [stream = std::move(stream), at = *at](const audit::Sources& s) {
+      return audit::state(s, stream, core::Position(at));
+    });
+  }
+
+  void audit_proof(const CallPtr& c, const std::string& arg) {
+    if (!check_query(c, {"tree_size"})) return;
+    auto position = parse_u64(arg);
+    if (!position || *position == 0) {
+      fail(c, {400, "invalid_field", "the position must be an integer >= 1", "position", {}, {}});
+      return;
+    }
+    std::optional<core::Position> tree_size;
+    if (query(*c, "tree_size")) {
+      auto t = query_u64(c, "tree_size", 0, 1, UINT64_MAX);
+      if (!t) return;
+      tree_size = core::Position(*t);
+    }
+    audit_answer(c, true, [position = *position, tree_size](const audit::Sources& s) {
+      return audit::inclusion_proof(s, core::Position(position), tree_size);
+    });
+  }
+
+  void audit_consistency(const CallPtr& c) {
+    if (!check_query(c, {"old", "new"})) return;
+    for (const char* name : {"old", "new"}) {
+      if (!query(*c, name)) return bad_query(c, name, fmt::format("'{}' is required", name));
+    }
+    auto old_size = query_u64(c, "old", 0, 1, UINT64_MAX);
+    if (!old_size) return;
+    auto new_size = query_u64(c, "new", 0, 1, UINT64_MAX);
+    if (!new_size) return;
+    if (*old_size > *new_size) {
+      return bad_query(c, "old",
+                       fmt::format("'old' ({}) is after 'new' ({})", *old_size, *new_size));
+    }
+    audit_answer(c, true, [o = *old_size, n = *new_size](const audit::Sources& s) {
+      return audit::consistency_proof(s, core::Position(o), core::Position(n));
+    });
+  }
+
+  void audit_query(const CallPtr& c, std::string arg) {
+    const std::string_view name = std::string_view(c->route).substr(
+        kAuditPrefix.size(), c->route.find('/', kAuditPrefix.size()) - kAuditPrefix.size());
+    if (name == "verify") return audit_verify(c);
+    if (name == "checkpoints") return audit_checkpoints(c);
+    if (name == "consistency") return audit_consistency(c);
+    if (name == "history") return audit_history(c, std::move(arg));
+    if (name == "trace") return audit_trace(c, arg);
+    if (name == "actor") return audit_actor(c, std::move(arg));
+    if (name == "state") return audit_state(c, std::move(arg));
+    return audit_proof(c, arg);
+  }
+
   // --- dispatch ------------------------------------------------------------
 
   bool authenticate(const CallPtr& c) {
@@ -1071,6 +1391,23 @@ struct Api::Impl {
     } else if (path.rfind(kCommands, 0) == 0 && path.size() > kCommands.size()) {
       c->route = "/v1/commands/{type}";
       arg = path.substr(kCommands.size());
+    } else if (const AuditRoute* audit = audit_route(path)) {
+      c->route = fmt::format("{}{}", kAuditPrefix, audit->name);
+      if (!audit->param.empty()) {
+        c->route += fmt::format("/{{{}}}", audit->param);
+        auto decoded = percent_decode(
+            std::string_view(path).substr(kAuditPrefix.size() + audit->name.size() + 1));
+        if (!decoded) {
+          fail(c, {400,
+                   "invalid_field",
+                   fmt::format("malformed {} in the path", audit->param),
+                   std::string(audit->param),
+                   {},
+                   {}});
+          return;
+        }
+        arg = std::move(*decoded);
+      }
     } else if (path.rfind(kStreams, 0) == 0 && path.size() > kStreams.size()) {
       c->route = "/v1/streams/{stream}";
       auto decoded = percent_decode(std::string_view(path).substr(kStreams.size()));
@@ -1125,6 +1462,11 @@ struct Api::Impl {
         if (method != "GET") return method_not_allowed("GET");
         return catalog(c, kind, arg);
       }
+    }
+    if (c->route.rfind(kAuditPrefix, 0) == 0) {
+      if (method != "GET") return method_not_allowed("GET");
+      if (!require_role(c, {Role::admin})) return;
+      return audit_query(c, std::move(arg));
     }
     if (c->route == "/v1/commands/{type}") {
       if (method != "POST") return method_not_allowed("POST");

@@ -5,6 +5,7 @@
 // and turns every failure into application/problem+json (RFC 9457). No
 // Beast here: the Server hands over parsed requests.
 
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/model_store.h"
 #include "projections/runtime.h"
 
 namespace engram::http {
@@ -53,6 +55,18 @@ struct ApiOptions {
   // The live feed (GET /v1/subscribe): heartbeats, slow-consumer cut-off,
   // piece bounds, max_subscribers (503 beyond).
   FeedOptions feed;
+  // The audit routes (/v1/audit/..., admin only; adapters/audit/audit.h).
+  // The serving audit projection's store, or null (none, or being rebuilt):
+  // the queries then scan the log past what the index covers, within
+  // projections::kMaxTailScanEvents. Unset: no index.
+  std::function<const core::ModelStore*()> audit_index;
+  // The data dir's signed checkpoints (core::checkpoint_file_in) and the
+  // public key file that verify holds them to (<data>/audit/signing-key.pem.pub).
+  std::filesystem::path audit_checkpoints;
+  std::filesystem::path audit_public_key;
+  // Events one GET /v1/audit/verify may check (400 beyond): a verify runs on
+  // the I/O thread of its connection, about 1 s per million events.
+  uint64_t max_audit_verify_events = 1'000'000;
 };
 
 class Api final : public Handler {

@@ -13,6 +13,7 @@
 #include "commands/bus.h"
 #include "core/logging.h"
 #include "core/metrics.h"
+#include "projections/audit.h"
 #include "projections/registry.h"
 #include "tools/engram/read_models.h"
 #include "projections/runtime.h"
@@ -106,6 +107,13 @@ int run_serve(const ServeFlags& flags) {
   auto log = open_log(config.data_dir, false, code, log_options);
   if (!log) return code;
 
+  // Signed checkpoints of the head: every N events or T ms, and at shutdown.
+  auto signing_key = core::SigningKey::load_or_create(config.effective_signing_key_file());
+  if (!signing_key) return fail(kDataDir, signing_key.error().message);
+  auto checkpointer = std::make_unique<core::Checkpointer>(
+      *log, std::move(*signing_key), core::CheckpointFile(core::checkpoint_file_in(config.data_dir)),
+      config.checkpoints);
+
   commands::BusOptions bus_options;
   bus_options.state_cache_entries = config.state_cache_entries;
   bus_options.state_cache_bytes = config.state_cache_bytes;
@@ -118,6 +126,14 @@ int run_serve(const ServeFlags& flags) {
   config.api.read_side = read_side->get();
   config.api.openapi_yaml = kEngramOpenApiYaml;
   if (verifier) config.api.authenticate = make_authenticator(verifier);
+  // The audit routes: the audit projection's index (while one serves), the
+  // signed checkpoints and the public key they are held to.
+  config.api.audit_index = [runtime = read_side->get()]() -> const core::ModelStore* {
+    auto w = runtime->serving(projections::AuditProjection::kName);
+    return w ? &w->store() : nullptr;
+  };
+  config.api.audit_checkpoints = core::checkpoint_file_in(config.data_dir);
+  config.api.audit_public_key = config.effective_signing_key_file().string() + ".pub";
   http::Api api(*log, bus, metrics, config.api);
   http::ServerObserver observer;
   observer.connections = [&api](int delta) { api.connections_changed(delta); };
@@ -146,6 +162,8 @@ int run_serve(const ServeFlags& flags) {
   // The live feed's thread reads the log: it goes before the log closes.
   api.stop_feed();
   read_side->reset();
+  // Nothing appends any more: the last checkpoint covers the final head.
+  checkpointer.reset();
   const core::Head head = log->head();
   log.reset();
   core::logging::write(L::info, "stopped", {{"head", head.position.value()}});

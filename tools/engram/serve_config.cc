@@ -141,6 +141,8 @@ core::result<void> apply_config_file(const std::filesystem::path& path, ServeCon
           r = get_uint(av, key, 1, 1'000'000'000, c.checkpoints.every_events);
         } else if (ak == "checkpoint_interval_ms") {
           r = get_uint(av, key, 100, 86'400'000, c.checkpoints.interval_ms);
+        } else if (ak == "max_verify_events") {
+          r = get_uint(av, key, 1, 1'000'000'000, c.api.max_audit_verify_events);
         } else if (ak == "signing_key_file" && av.is_string()) {
           c.signing_key_file = av.get<std::string>();
         } else {
