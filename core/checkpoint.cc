@@ -11,44 +11,23 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <ctime>
 #include <limits>
 
 #include "core/assert.h"
-#include "core/crypto.h"
+#include "core/files.h"
 
 namespace engram::core {
 namespace {
 
 constexpr std::string_view kSignedPrefix("engram/checkpoint/v1\0", 21);
 constexpr size_t kSignedBytes = kSignedPrefix.size() + 16 + 8 + 32 + 32 + 8;
-// Directories deeper than this are a mistake, not a layout.
-constexpr size_t kMaxCreatedDirDepth = 64;
 constexpr size_t kReadChunkBytes = 64 * 1024;
 constexpr size_t kWriteChunkBytes = 64 * 1024;
 // The JSON form's fields, in to_json() order.
 constexpr std::array<std::string_view, 10> kFields = {
     "format",    "log_id",       "position", "head_hash",  "tree_root",
     "signed_at", "signed_at_ns", "key_id",   "public_key", "signature"};
-
-std::string errno_text(int err) {
-  return std::strerror(err);
-}
-
-std::string io_message(const std::filesystem::path& path, int err) {
-  return path.string() + ": " + errno_text(err);
-}
-
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 struct BioFree {
   void operator()(BIO* b) const { BIO_free(b); }
@@ -76,152 +55,6 @@ struct Cleansed {
 
 void put_be64(std::string& out, uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
-}
-
-result<void> write_all(int fd, std::string_view text, const std::filesystem::path& path) {
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return make_error(errc::io_error, io_message(path, errno));
-    done += static_cast<size_t>(n);
-  }
-  return {};
-}
-
-result<void> fsync_dir(const std::filesystem::path& dir) {
-  const std::filesystem::path d = dir.empty() ? std::filesystem::path(".") : dir;
-  Fd fd(::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.fd < 0) return make_error(errc::io_error, io_message(d, errno));
-  if (::fsync(fd.fd) != 0) return make_error(errc::io_error, io_message(d, errno));
-  return {};
-}
-
-// Creates `dir` and its missing ancestors with `mode`, fsyncing the parent
-// of each so that a crash cannot lose a directory a durable file is in.
-result<void> ensure_dir(const std::filesystem::path& dir, mode_t mode) {
-  if (dir.empty()) return {};
-  std::vector<std::filesystem::path> missing;
-  std::filesystem::path p = dir;
-  while (!p.empty()) {
-    struct stat st {};
-    if (::stat(p.c_str(), &st) == 0) {
-      if (!S_ISDIR(st.st_mode)) {
-        return make_error(errc::io_error, p.string() + " is not a directory");
-      }
-      break;
-    }
-    if (errno != ENOENT) return make_error(errc::io_error, io_message(p, errno));
-    if (missing.size() >= kMaxCreatedDirDepth) {
-      return make_error(errc::io_error, fmt::format("{}: more than {} missing directories",
-                                                    dir.string(), kMaxCreatedDirDepth));
-    }
-    missing.push_back(p);
-    const std::filesystem::path parent = p.parent_path();
-    if (parent == p) break;
-    p = parent;
-  }
-  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-    if (::mkdir(it->c_str(), mode) != 0 && errno != EEXIST) {
-      return make_error(errc::io_error, io_message(*it, errno));
-    }
-    if (auto s = fsync_dir(it->parent_path()); !s) return s;
-  }
-  return {};
-}
-
-// The whole of a small regular file. not_found when missing; `too_big` when
-// it holds more than `max_bytes`.
-result<std::string> read_small_file(const std::filesystem::path& path, size_t max_bytes,
-                                    errc too_big) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.fd < 0) {
-    const int err = errno;
-    return make_error(err == ENOENT ? errc::not_found : errc::io_error, io_message(path, err));
-  }
-  struct stat st {};
-  if (::fstat(fd.fd, &st) != 0) return make_error(errc::io_error, io_message(path, errno));
-  if (!S_ISREG(st.st_mode)) {
-    return make_error(errc::invalid_argument, path.string() + " is not a regular file");
-  }
-  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-    return make_error(too_big, fmt::format("{} is larger than {} bytes", path.string(), max_bytes));
-  }
-  std::string text(static_cast<size_t>(st.st_size), '\0');
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::read(fd.fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return make_error(errc::io_error, io_message(path, errno));
-    if (n == 0) break;  // shrank while we read; the caller parses what is there
-    done += static_cast<size_t>(n);
-  }
-  text.resize(done);
-  return text;
-}
-
-std::filesystem::path temp_beside(const std::filesystem::path& path) {
-  std::array<uint8_t, 8> nonce{};
-  random_bytes(nonce);
-  return path.parent_path() / ("." + path.filename().string() + ".tmp-" + to_hex(nonce));
-}
-
-// Writes a temporary file beside `path` with `mode`, fsynced, filled by
-// `fill(fd)`. Returns its name; removes it on failure.
-template <typename Fill>
-result<std::filesystem::path> write_temp(const std::filesystem::path& path, mode_t mode,
-                                         Fill&& fill) {
-  const std::filesystem::path tmp = temp_beside(path);
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
-  if (fd.fd < 0) return make_error(errc::io_error, io_message(tmp, errno));
-  auto fail = [&](Error e) -> result<std::filesystem::path> {
-    ::unlink(tmp.c_str());
-    return e;
-  };
-  // The umask may only remove bits; a key file must not depend on it.
-  if (::fchmod(fd.fd, mode) != 0) return fail(make_error(errc::io_error, io_message(tmp, errno)));
-  if (auto s = fill(fd.fd, tmp); !s) return fail(s.error());
-  if (::fsync(fd.fd) != 0) return fail(make_error(errc::io_error, io_message(tmp, errno)));
-  return tmp;
-}
-
-// Renames `tmp` to `path` without replacing it: false (and `tmp` removed)
-// when `path` already exists.
-result<bool> rename_no_replace(const std::filesystem::path& tmp,
-                               const std::filesystem::path& path) {
-  int rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
-  if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
-    // File systems without RENAME_NOREPLACE: link() is just as exclusive.
-    rc = ::link(tmp.c_str(), path.c_str());
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    errno = err;
-  }
-  if (rc != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    if (err == EEXIST) return false;
-    return make_error(errc::io_error, io_message(path, err));
-  }
-  return true;
-}
-
-result<void> rename_replace(const std::filesystem::path& tmp, const std::filesystem::path& path) {
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return make_error(errc::io_error, io_message(path, err));
-  }
-  return {};
-}
-
-// Replaces `path` with `text` atomically (temporary file, rename, directory fsync).
-result<void> replace_file(const std::filesystem::path& path, std::string_view text, mode_t mode) {
-  auto tmp = write_temp(
-      path, mode, [&](int fd, const std::filesystem::path& t) { return write_all(fd, text, t); });
-  if (!tmp) return tmp.error();
-  if (auto s = rename_replace(*tmp, path); !s) return s;
-  return fsync_dir(path.parent_path());
 }
 
 PublicKey raw_public_key(EVP_PKEY* key) {
@@ -323,7 +156,7 @@ result<PublicKey> PublicKey::from_hex(std::string_view hex) {
 result<PublicKey> load_public_key(std::string_view arg) {
   if (auto k = PublicKey::from_hex(arg)) return k;
   const std::filesystem::path path{std::string(arg)};
-  auto text = read_small_file(path, kMaxCheckpointKeyFileBytes, errc::invalid_argument);
+  auto text = read_file(path, kMaxCheckpointKeyFileBytes, errc::invalid_argument);
   if (!text) {
     if (text.error().code == errc::not_found) {
       return make_error(errc::not_found,
@@ -360,7 +193,7 @@ SigningKey SigningKey::generate() {
 }
 
 result<SigningKey> SigningKey::load(const std::filesystem::path& file) {
-  auto read = read_small_file(file, kMaxCheckpointKeyFileBytes, errc::corruption);
+  auto read = read_file(file, kMaxCheckpointKeyFileBytes, errc::corruption);
   if (!read) {
     // A directory or device where the key should be is as unusable as garbage.
     if (read.error().code == errc::invalid_argument) {
@@ -380,16 +213,11 @@ result<SigningKey> SigningKey::load(const std::filesystem::path& file) {
 result<SigningKey> SigningKey::load_or_create(const std::filesystem::path& file) {
   auto loaded = load(file);
   if (!loaded && loaded.error().code == errc::not_found) {
-    if (auto d = ensure_dir(file.parent_path(), 0700); !d) return d.error();
+    if (auto d = create_dirs_synced(file.parent_path(), 0700); !d) return d.error();
     SigningKey fresh = generate();
     const Cleansed pem{pem_of(fresh.key_.get(), /*private_half=*/true)};
-    auto tmp = write_temp(file, 0600, [&](int fd, const std::filesystem::path& t) {
-      return write_all(fd, pem.text, t);
-    });
-    if (!tmp) return tmp.error();
-    auto placed = rename_no_replace(*tmp, file);
+    auto placed = write_new_file(file, pem.text, 0600);
     if (!placed) return placed.error();
-    if (auto s = fsync_dir(file.parent_path()); !s) return s.error();
     // Another process created the key first: use its key, not ours.
     loaded = *placed ? result<SigningKey>(std::move(fresh)) : load(file);
   }
@@ -400,7 +228,7 @@ result<SigningKey> SigningKey::load_or_create(const std::filesystem::path& file)
   std::filesystem::path pub_path = file;
   pub_path += ".pub";
   const std::string pub_pem = loaded->public_key_pem();
-  auto existing = read_small_file(pub_path, kMaxCheckpointKeyFileBytes, errc::invalid_argument);
+  auto existing = read_file(pub_path, kMaxCheckpointKeyFileBytes, errc::invalid_argument);
   if (!existing && existing.error().code == errc::io_error) return existing.error();
   if (!existing || *existing != pub_pem) {
     if (auto s = replace_file(pub_path, pub_pem, 0644); !s) return s.error();
@@ -604,7 +432,7 @@ result<void> CheckpointFile::append(const Checkpoint& c) const {
 
   int raw = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
   if (raw < 0 && errno == ENOENT) {
-    if (auto d = ensure_dir(path_.parent_path(), 0755); !d) return d;
+    if (auto d = create_dirs_synced(path_.parent_path(), 0755); !d) return d;
     raw = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (raw >= 0) {
       if (auto s = fsync_dir(path_.parent_path()); !s) {
@@ -613,11 +441,11 @@ result<void> CheckpointFile::append(const Checkpoint& c) const {
       }
     }
   }
-  if (raw < 0) return make_error(errc::io_error, io_message(path_, errno));
-  Fd fd(raw);
+  if (raw < 0) return os_error(path_, errno);
+  UniqueFd fd(raw);
 
   struct stat st {};
-  if (::fstat(fd.fd, &st) != 0) return make_error(errc::io_error, io_message(path_, errno));
+  if (::fstat(fd.get(), &st) != 0) return os_error(path_, errno);
   off_t size = st.st_size;
   if (size > 0) {
     // A crash mid-write leaves a last line without its newline, which
@@ -630,9 +458,9 @@ result<void> CheckpointFile::append(const Checkpoint& c) const {
     size_t got = 0;
     while (got < tail.size()) {
       const ssize_t n =
-          ::pread(fd.fd, tail.data() + got, tail.size() - got, from + static_cast<off_t>(got));
+          ::pread(fd.get(), tail.data() + got, tail.size() - got, from + static_cast<off_t>(got));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return make_error(errc::io_error, io_message(path_, errno));
+      if (n < 0) return os_error(path_, errno);
       if (n == 0) return make_error(errc::io_error, path_.string() + ": shrank while appending");
       got += static_cast<size_t>(n);
     }
@@ -643,31 +471,31 @@ result<void> CheckpointFile::append(const Checkpoint& c) const {
                                                         path_.string(), tail.size()));
       }
       const off_t keep = nl == std::string::npos ? from : from + static_cast<off_t>(nl) + 1;
-      if (::ftruncate(fd.fd, keep) != 0 || ::fdatasync(fd.fd) != 0) {
-        return make_error(errc::io_error, io_message(path_, errno));
+      if (::ftruncate(fd.get(), keep) != 0 || ::fdatasync(fd.get()) != 0) {
+        return os_error(path_, errno);
       }
       size = keep;
     }
   }
 
-  const ssize_t n = ::write(fd.fd, line.data(), line.size());
+  const ssize_t n = ::write(fd.get(), line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size())) {
     const int err = n < 0 ? errno : ENOSPC;
     // Leaves no partial line behind for the next append to build on.
-    if (n > 0 && ::ftruncate(fd.fd, size) != 0) {
-      return make_error(errc::io_error, io_message(path_, errno));
+    if (n > 0 && ::ftruncate(fd.get(), size) != 0) {
+      return os_error(path_, errno);
     }
-    return make_error(errc::io_error, io_message(path_, err));
+    return os_error(path_, err);
   }
-  if (::fdatasync(fd.fd) != 0) return make_error(errc::io_error, io_message(path_, errno));
+  if (::fdatasync(fd.get()) != 0) return os_error(path_, errno);
   return {};
 }
 
 result<std::vector<Checkpoint>> read_checkpoints(const std::filesystem::path& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.fd < 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
     const int err = errno;
-    return make_error(err == ENOENT ? errc::not_found : errc::io_error, io_message(path, err));
+    return os_error(path, err, err == ENOENT ? errc::not_found : errc::io_error);
   }
   std::vector<Checkpoint> out;
   std::string line;
@@ -679,9 +507,9 @@ result<std::vector<Checkpoint>> read_checkpoints(const std::filesystem::path& pa
                                   kMaxCheckpointLineBytes));
   };
   for (;;) {
-    const ssize_t n = ::read(fd.fd, chunk.data(), chunk.size());
+    const ssize_t n = ::read(fd.get(), chunk.data(), chunk.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return make_error(errc::io_error, io_message(path, errno));
+    if (n < 0) return os_error(path, errno);
     if (n == 0) break;
     std::string_view data(chunk.data(), static_cast<size_t>(n));
     while (!data.empty()) {
@@ -724,23 +552,20 @@ result<void> write_checkpoints(const std::filesystem::path& path, std::span<cons
     return make_error(errc::invalid_argument,
                       fmt::format("at most {} checkpoints per file", kMaxCheckpointsRead));
   }
-  if (auto d = ensure_dir(path.parent_path(), 0755); !d) return d;
-  auto tmp = write_temp(path, 0644, [&](int fd, const std::filesystem::path& t) -> result<void> {
+  if (auto d = create_dirs_synced(path.parent_path(), 0755); !d) return d;
+  return replace_file(path, 0644, [&](FileWriter& out) -> result<void> {
     std::string buffer;
     buffer.reserve(kWriteChunkBytes + kMaxCheckpointLineBytes);
     for (const Checkpoint& c : cs) {
       buffer += c.to_line();
       buffer += '\n';
       if (buffer.size() >= kWriteChunkBytes) {
-        if (auto s = write_all(fd, buffer, t); !s) return s;
+        if (auto s = out.write(buffer); !s) return s;
         buffer.clear();
       }
     }
-    return write_all(fd, buffer, t);
+    return out.write(buffer);
   });
-  if (!tmp) return tmp.error();
-  if (auto s = rename_replace(*tmp, path); !s) return s;
-  return fsync_dir(path.parent_path());
 }
 
 }  // namespace engram::core

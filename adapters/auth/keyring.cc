@@ -1,22 +1,15 @@
 #include "adapters/auth/keyring.h"
 
-#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <stdio.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <array>
-#include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "adapters/auth/json_object.h"
 #include "core/crypto.h"
-#include "core/sha256.h"
+#include "core/files.h"
 
 namespace engram::auth {
 namespace {
@@ -39,17 +32,6 @@ int b64_value(char c) {
   if (c == '_') return 63;
   return -1;
 }
-
-std::string errno_text(int err) {
-  return std::strerror(err);
-}
-
-struct FdCloser {
-  int fd;
-  ~FdCloser() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 // Ed25519 keys from PEM. A passphrase callback that supplies nothing keeps
 // OpenSSL from prompting on a terminal for an encrypted private key.
@@ -99,96 +81,6 @@ const std::string* string_field(const nlohmann::json& j, const char* name) {
   auto it = j.find(name);
   if (it == j.end() || !it->is_string()) return nullptr;
   return &it->get_ref<const std::string&>();
-}
-
-core::result<std::string> read_small_file(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    return make_error(err == ENOENT ? errc::not_found : errc::io_error,
-                      "key file " + path.string() + ": " + errno_text(err));
-  }
-  FdCloser closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    return make_error(errc::io_error, "key file " + path.string() + ": " + errno_text(errno));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return make_error(errc::invalid_argument, "key file " + path.string() + " is not a file");
-  }
-  if (static_cast<uint64_t>(st.st_size) > kMaxKeyFileBytes) {
-    return make_error(errc::invalid_argument, "key file " + path.string() + " is larger than " +
-                                                  std::to_string(kMaxKeyFileBytes) + " bytes");
-  }
-  std::string text(static_cast<size_t>(st.st_size), '\0');
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::read(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      return make_error(errc::io_error, "key file " + path.string() + ": " + errno_text(errno));
-    }
-    if (n == 0) break;  // shrank while we read; parse what is there
-    done += static_cast<size_t>(n);
-  }
-  text.resize(done);
-  return text;
-}
-
-core::result<void> fsync_dir(const std::filesystem::path& dir) {
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return make_error(errc::io_error, dir.string() + ": " + errno_text(errno));
-  FdCloser closer{fd};
-  if (::fsync(fd) != 0) return make_error(errc::io_error, dir.string() + ": " + errno_text(errno));
-  return {};
-}
-
-// Writes `text` to a new file at `path`, mode 0600, so that a reader sees
-// either no file or the whole file. Returns false, writing nothing, when
-// `path` already exists (a concurrent creator won; its file stays).
-core::result<bool> write_new_file(const std::filesystem::path& path, std::string_view text) {
-  const std::filesystem::path dir = path.parent_path();
-  std::array<uint8_t, 8> nonce{};
-  core::random_bytes(nonce);
-  const std::filesystem::path tmp =
-      dir / ("." + path.filename().string() + ".tmp-" + core::to_hex(nonce));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return make_error(errc::io_error, tmp.string() + ": " + errno_text(errno));
-  auto fail = [&](int err) -> core::result<bool> {
-    ::unlink(tmp.c_str());
-    return make_error(errc::io_error, tmp.string() + ": " + errno_text(err));
-  };
-  {
-    FdCloser closer{fd};
-    // The umask may only remove bits, but say exactly what we mean.
-    if (::fchmod(fd, 0600) != 0) return fail(errno);
-    size_t done = 0;
-    while (done < text.size()) {
-      const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return fail(errno);
-      done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd) != 0) return fail(errno);
-  }
-  // renameat2(RENAME_NOREPLACE) never clobbers; file systems without it get
-  // link(), which is just as exclusive.
-  int rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
-  if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
-    rc = ::link(tmp.c_str(), path.c_str());
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    errno = err;
-  }
-  if (rc != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    if (err == EEXIST) return false;
-    return make_error(errc::io_error, path.string() + ": " + errno_text(err));
-  }
-  auto synced = fsync_dir(dir);
-  if (!synced) return synced.error();
-  return true;
 }
 
 bool valid_kid(std::string_view kid) {
@@ -452,15 +344,16 @@ std::string KeyRing::to_json() const {
 }
 
 core::result<void> KeyRing::save_new(const std::filesystem::path& path) const {
-  auto written = write_new_file(path, to_json());
+  // Only the owner may read a file that holds secrets.
+  auto written = core::write_new_file(path, to_json(), 0600);
   if (!written) return written.error();
   if (!*written) return make_error(errc::invalid_argument, path.string() + " already exists");
   return {};
 }
 
 core::result<KeyRing> KeyRing::load(const std::filesystem::path& path) {
-  auto text = read_small_file(path);
-  if (!text) return text.error();
+  auto text = core::read_file(path, kMaxKeyFileBytes);
+  if (!text) return make_error(text.error().code, "key file " + text.error().message);
   auto ring = parse(*text);
   if (!ring) return make_error(ring.error().code, path.string() + ": " + ring.error().message);
   return ring;
@@ -485,7 +378,7 @@ core::result<KeyRing> KeyRing::load_or_create(const std::filesystem::path& path)
   KeyRing ring("engram", "engram");
   auto added = ring.add_random_hs256("default");
   ENGRAM_ASSERT(added.has_value());
-  auto written = write_new_file(path, ring.to_json());
+  auto written = core::write_new_file(path, ring.to_json(), 0600);
   if (!written) return written.error();
   // Read back what is on disk, ours or a concurrent creator's, so every
   // process uses the same key.
