@@ -14,25 +14,57 @@ namespace fbs = engram::schema;
 constexpr std::string_view kContentDomain{"engram/event/v1\0", 16};
 constexpr std::string_view kChainDomain{"engram/chain/v1\0", 16};
 
-void put_u64(Sha256& h, uint64_t v) {
-  uint8_t b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<uint8_t>(v >> (56 - 8 * i));
-  h.update(b, sizeof b);
-}
-void put_u32(Sha256& h, uint32_t v) {
-  uint8_t b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
-  h.update(b, sizeof b);
-}
-void put_bytes(Sha256& h, const void* data, size_t len) {
-  ENGRAM_ASSERT(len <= UINT32_MAX);
-  put_u32(h, static_cast<uint32_t>(len));
-  h.update(data, len);
-}
-void put_uuid(Sha256& h, const Uuid& u) {
-  put_u64(h, u.hi);
-  put_u64(h, u.lo);
-}
+// Feeds a hash through a small buffer: the canonical bytes are many short
+// fields, and one EVP update per field costs more than hashing them.
+class Feed {
+ public:
+  explicit Feed(Sha256& h) : h_(h) {}
+  void bytes(const void* data, size_t len) {
+    if (len > sizeof buf_ - used_) {
+      flush();
+      if (len >= sizeof buf_) {
+        h_.update(data, len);
+        return;
+      }
+    }
+    std::memcpy(buf_ + used_, data, len);
+    used_ += len;
+  }
+  void bytes(std::string_view s) { bytes(s.data(), s.size()); }
+  void u64(uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<uint8_t>(v >> (56 - 8 * i));
+    bytes(b, sizeof b);
+  }
+  void u32(uint32_t v) {
+    uint8_t b[4];
+    for (int i = 0; i < 4; ++i) b[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+    bytes(b, sizeof b);
+  }
+  // A length-prefixed byte string.
+  void field(const void* data, size_t len) {
+    ENGRAM_ASSERT(len <= UINT32_MAX);
+    u32(static_cast<uint32_t>(len));
+    bytes(data, len);
+  }
+  void uuid(const Uuid& u) {
+    u64(u.hi);
+    u64(u.lo);
+  }
+  Hash256 finish() {
+    flush();
+    return h_.finish();
+  }
+
+ private:
+  void flush() {
+    if (used_ > 0) h_.update(buf_, used_);
+    used_ = 0;
+  }
+  Sha256& h_;
+  uint8_t buf_[512];
+  size_t used_ = 0;
+};
 
 Sha256& thread_hasher() {
   thread_local Sha256 h;
@@ -46,32 +78,32 @@ fbs::Id128 to_fbs(const Uuid& u) {
 }  // namespace
 
 Hash256 content_digest(const Content& c) {
-  Sha256& h = thread_hasher();
-  h.update(kContentDomain);
-  put_bytes(h, c.stream.data(), c.stream.size());
-  put_bytes(h, c.type.data(), c.type.size());
-  put_u32(h, c.schema_version);
-  put_uuid(h, c.id);
-  put_uuid(h, c.command_id);
-  put_uuid(h, c.causation_id);
-  put_uuid(h, c.correlation_id);
-  put_bytes(h, c.actor.data(), c.actor.size());
-  put_u32(h, static_cast<uint32_t>(c.payload_format));
-  put_bytes(h, c.payload.data(), c.payload.size());
-  put_bytes(h, c.metadata.data(), c.metadata.size());
-  return h.finish();
+  Feed f(thread_hasher());
+  f.bytes(kContentDomain);
+  f.field(c.stream.data(), c.stream.size());
+  f.field(c.type.data(), c.type.size());
+  f.u32(c.schema_version);
+  f.uuid(c.id);
+  f.uuid(c.command_id);
+  f.uuid(c.causation_id);
+  f.uuid(c.correlation_id);
+  f.field(c.actor.data(), c.actor.size());
+  f.u32(static_cast<uint32_t>(c.payload_format));
+  f.field(c.payload.data(), c.payload.size());
+  f.field(c.metadata.data(), c.metadata.size());
+  return f.finish();
 }
 
 Hash256 chain_hash(const Hash256& prev_hash, Position position, StreamVersion version,
                    int64_t recorded_at_ns, const Hash256& digest) {
-  Sha256& h = thread_hasher();
-  h.update(kChainDomain);
-  h.update(prev_hash.data(), prev_hash.size());
-  put_u64(h, position.value());
-  put_u64(h, version.value());
-  put_u64(h, static_cast<uint64_t>(recorded_at_ns));
-  h.update(digest.data(), digest.size());
-  return h.finish();
+  Feed f(thread_hasher());
+  f.bytes(kChainDomain);
+  f.bytes(prev_hash.data(), prev_hash.size());
+  f.u64(position.value());
+  f.u64(version.value());
+  f.u64(static_cast<uint64_t>(recorded_at_ns));
+  f.bytes(digest.data(), digest.size());
+  return f.finish();
 }
 
 std::string build(const Content& c) {

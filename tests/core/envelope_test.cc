@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/flexjson.h"
+#include "core/merkle.h"
 
 using namespace engram::core;
 
@@ -111,4 +112,28 @@ TEST_CASE("json_nesting_depth counts objects and arrays, not brackets inside str
   CHECK(json_nesting_depth(R"({"s": "[[[{{{\"]]]"})") == 1);
   CHECK(json_nesting_depth(std::string(100, '[') + std::string(100, ']')) == 100);
   CHECK(json_nesting_depth("]]]][") == 1);  // stray closers do not go below zero
+}
+
+// The canonical bytes are a format (docs/log-format.md): these values come
+// from an independent implementation of that page (Python's hashlib), so a
+// change to how the code feeds the hash cannot go unnoticed.
+TEST_CASE("the content digest, chain hash and Merkle leaf match the documented format") {
+  const std::string payload = "p";
+  envelope::Content c;
+  c.stream = "s";
+  c.type = "T";
+  c.schema_version = 1;
+  c.id = Uuid{1, 2};
+  c.command_id = Uuid{3, 4};
+  c.causation_id = Uuid{5, 6};
+  c.correlation_id = Uuid{7, 8};
+  c.actor = "a";
+  c.payload_format = PayloadFormat::flexbuffer;
+  c.payload = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
+  const Hash256 digest = envelope::content_digest(c);
+  CHECK(to_hex(digest) == "bdc4fbc2cdfefb640c7fa5f3635ddf96458733be0d88dd02ecbfac7960c7ffec");
+  const Hash256 hash = envelope::chain_hash(Hash256{}, Position(1), StreamVersion(1), 1000, digest);
+  CHECK(to_hex(hash) == "1e57733834370a25d9b945285feea44dab16241607820a7b34cf78c5471aa9da");
+  CHECK(to_hex(merkle::leaf_hash(hash)) ==
+        "a3c45c95f87908f442112439492b948479670aea58f66c93e941b400eb6273e9");
 }
