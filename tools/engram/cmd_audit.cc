@@ -2,6 +2,7 @@
 // The queries are adapters/audit; this file opens the data dir and renders.
 
 #include <fmt/format.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include <ctime>
@@ -64,6 +65,15 @@ struct AuditFlags {
 class AuditLog {
  public:
   static std::unique_ptr<AuditLog> open(const std::string& data_dir, int& code) {
+    // An audit must not slow the server it inspects: on a busy machine it
+    // runs only on CPU time the server leaves idle. Threads started later
+    // (RocksDB's, the hashers) inherit the policy. ENGRAM_AUDIT_PRIORITY=normal
+    // opts out (an audit of a stopped server on a busy machine).
+    const char* priority = std::getenv("ENGRAM_AUDIT_PRIORITY");
+    if (priority == nullptr || std::string_view(priority) != "normal") {
+      sched_param param{};
+      (void)sched_setscheduler(0, SCHED_IDLE, &param);  // best effort: a refusal changes nothing
+    }
     auto a = std::unique_ptr<AuditLog>(new AuditLog());
     std::string tmpl = (std::filesystem::temp_directory_path() / "engram-audit-XXXXXX").string();
     if (mkdtemp(tmpl.data()) == nullptr) {
