@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iomanip>
 #include <sstream>
+#include <thread>
 
 #include "adapters/audit/audit.h"
 #include "core/checkpoint.h"
@@ -33,7 +34,8 @@ struct AuditFlags {
   std::string public_key;
   uint64_t from = 1;
   uint64_t to = UINT64_MAX;
-  size_t threads = 2;
+  // The reading thread and the index scan fill one core; the hashers get the rest.
+  size_t threads = std::max<size_t>(1, std::thread::hardware_concurrency() - 1);
   // checkpoint
   bool sign = false;
   std::string export_file;
@@ -491,7 +493,7 @@ void add_audit_command(CLI::App& app, int& exit_code) {
   verify->add_option("--from", f->from, "First position of the chain to walk")
       ->capture_default_str();
   verify->add_option("--to", f->to, "Last position of the chain to walk");
-  verify->add_option("--threads", f->threads, "Hashing threads (0..16)")
+  verify->add_option("--threads", f->threads, "Hashing threads (0..16; default: cores - 1)")
       ->capture_default_str()
       ->check(CLI::Range(0, 16));
   run(verify, run_verify);
