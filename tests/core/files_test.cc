@@ -43,7 +43,7 @@ struct Umask {
 
 }  // namespace
 
-TEST_CASE("files: write_new_file writes once; a second write returns false and keeps the first") {
+TEST_CASE("files: write_new_file writes once, a second write returns false and keeps the first") {
   TempDir dir;
   const auto path = dir / "key";
   auto first = write_new_file(path, "first", 0600);

@@ -149,7 +149,7 @@ TEST_CASE("merkle: a proof reads at most a few hundred leaves, however large the
                                  reference_root(t.leaf_hashes, 0, 4999)));
 }
 
-TEST_CASE("log: the writer keeps the tree; roots and proofs survive a reopen and a lost tree") {
+TEST_CASE("log: the writer keeps the tree, and roots and proofs survive a reopen and a lost tree") {
   TempDir dir;
   std::vector<Hash256> leaves;
   auto record = [&](Log& log) {
