@@ -5,7 +5,6 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +14,8 @@
 #include <limits>
 
 #include "core/assert.h"
+#include "core/crypto.h"
+#include "core/crypto.h"
 #include "core/files.h"
 
 namespace engram::core {
@@ -29,21 +30,10 @@ constexpr std::array<std::string_view, 10> kFields = {
     "format",    "log_id",       "position", "head_hash",  "tree_root",
     "signed_at", "signed_at_ns", "key_id",   "public_key", "signature"};
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using Bio = std::unique_ptr<BIO, BioFree>;
-
 struct MdCtxFree {
   void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
 };
 using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
-
-// A passphrase callback that supplies nothing keeps OpenSSL from prompting
-// on a terminal for an encrypted key.
-int no_passphrase(char*, int, int, void*) {
-  return 0;
-}
 
 // Wipes key material from a string before it is freed.
 struct Cleansed {
@@ -65,37 +55,12 @@ PublicKey raw_public_key(EVP_PKEY* key) {
   return out;
 }
 
-std::string pem_of(EVP_PKEY* key, bool private_half) {
-  Bio bio(BIO_new(BIO_s_mem()));
-  ENGRAM_ASSERT(bio != nullptr);
-  const int ok =
-      private_half ? PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)
-                   : PEM_write_bio_PUBKEY(bio.get(), key);
-  ENGRAM_ASSERT(ok == 1);
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(bio.get(), &data);
-  ENGRAM_ASSERT(len > 0);
-  return std::string(data, static_cast<size_t>(len));
-}
-
-// An Ed25519 key from PEM text, or null (`why` says what is wrong).
+// An Ed25519 key from PEM text that the caller owns, or null (`why` says what is wrong).
 EVP_PKEY* parse_pem(std::string_view pem, bool private_half, std::string& why) {
-  Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  ENGRAM_ASSERT(bio != nullptr);
-  EVP_PKEY* key = private_half ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr)
-                               : PEM_read_bio_PUBKEY(bio.get(), nullptr, no_passphrase, nullptr);
-  ERR_clear_error();
-  if (key == nullptr) {
-    why = private_half ? "not a PEM private key (unencrypted PKCS#8 expected)"
-                       : "not a PEM public key (SubjectPublicKeyInfo expected)";
-    return nullptr;
-  }
-  if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
-    EVP_PKEY_free(key);
-    why = "not an Ed25519 key";
-    return nullptr;
-  }
-  return key;
+  auto key = read_ed25519_pem(pem, private_half, why);
+  if (key == nullptr) return nullptr;
+  ENGRAM_ASSERT(EVP_PKEY_up_ref(key.get()) == 1);
+  return key.get();
 }
 
 std::string_view trim(std::string_view s) {
@@ -215,7 +180,7 @@ result<SigningKey> SigningKey::load_or_create(const std::filesystem::path& file)
   if (!loaded && loaded.error().code == errc::not_found) {
     if (auto d = create_dirs_synced(file.parent_path(), 0700); !d) return d.error();
     SigningKey fresh = generate();
-    const Cleansed pem{pem_of(fresh.key_.get(), /*private_half=*/true)};
+    const Cleansed pem{write_pem(fresh.key_.get(), /*private_half=*/true)};
     auto placed = write_new_file(file, pem.text, 0600);
     if (!placed) return placed.error();
     // Another process created the key first: use its key, not ours.
@@ -254,7 +219,7 @@ Ed25519Signature SigningKey::sign(std::string_view message) const {
 }
 
 std::string SigningKey::public_key_pem() const {
-  return pem_of(key_.get(), /*private_half=*/false);
+  return write_pem(key_.get(), /*private_half=*/false);
 }
 
 bool ed25519_verify(const PublicKey& key, std::span<const uint8_t> message,

@@ -1,6 +1,8 @@
 #include "core/crypto.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -83,6 +85,50 @@ result<std::string> aead_open(const AeadKey& key, std::string_view sealed, std::
     return make_error(errc::corruption, "sealed content does not authenticate under this key");
   }
   return out;
+}
+
+namespace {
+// Keys are stored unencrypted: a passphrase prompt must never block a server.
+int no_passphrase(char*, int, int, void*) {
+  return 0;
+}
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+}  // namespace
+
+std::shared_ptr<evp_pkey_st> read_ed25519_pem(std::string_view pem, bool private_half,
+                                              std::string& why) {
+  ENGRAM_ASSERT(pem.size() <= INT32_MAX);
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  ENGRAM_ASSERT(bio != nullptr);
+  EVP_PKEY* key = private_half ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr)
+                               : PEM_read_bio_PUBKEY(bio.get(), nullptr, no_passphrase, nullptr);
+  ERR_clear_error();
+  if (key == nullptr) {
+    why = private_half ? "not a PEM private key (unencrypted PKCS#8 expected)"
+                       : "not a PEM public key (SubjectPublicKeyInfo expected)";
+    return nullptr;
+  }
+  if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
+    EVP_PKEY_free(key);
+    why = "not an Ed25519 key";
+    return nullptr;
+  }
+  return std::shared_ptr<evp_pkey_st>(key, EVP_PKEY_free);
+}
+
+std::string write_pem(evp_pkey_st* key, bool private_half) {
+  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+  ENGRAM_ASSERT(bio != nullptr);
+  const int ok =
+      private_half ? PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)
+                   : PEM_write_bio_PUBKEY(bio.get(), key);
+  ENGRAM_ASSERT(ok == 1);
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  ENGRAM_ASSERT(len > 0);
+  return std::string(data, static_cast<size_t>(len));
 }
 
 }  // namespace engram::core

@@ -2,7 +2,6 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include <nlohmann/json.hpp>
 #include <set>
@@ -33,48 +32,12 @@ int b64_value(char c) {
   return -1;
 }
 
-// Ed25519 keys from PEM. A passphrase callback that supplies nothing keeps
-// OpenSSL from prompting on a terminal for an encrypted private key.
-int no_passphrase(char*, int, int, void*) {
-  return 0;
-}
-
 std::shared_ptr<evp_pkey_st> read_pem(const std::string& pem, bool private_half, std::string& why) {
   if (pem.size() > kMaxPemBytes) {
     why = "PEM is longer than " + std::to_string(kMaxPemBytes) + " bytes";
     return nullptr;
   }
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  ENGRAM_ASSERT(bio != nullptr);
-  EVP_PKEY* key = private_half ? PEM_read_bio_PrivateKey(bio, nullptr, no_passphrase, nullptr)
-                               : PEM_read_bio_PUBKEY(bio, nullptr, no_passphrase, nullptr);
-  BIO_free(bio);
-  ERR_clear_error();
-  if (key == nullptr) {
-    why = private_half ? "not a PEM private key (unencrypted PKCS#8 expected)"
-                       : "not a PEM public key (SubjectPublicKeyInfo expected)";
-    return nullptr;
-  }
-  if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
-    EVP_PKEY_free(key);
-    why = "not an Ed25519 key";
-    return nullptr;
-  }
-  return std::shared_ptr<evp_pkey_st>(key, EVP_PKEY_free);
-}
-
-std::string write_pem(EVP_PKEY* key, bool private_half) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  ENGRAM_ASSERT(bio != nullptr);
-  const int ok = private_half
-                     ? PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr)
-                     : PEM_write_bio_PUBKEY(bio, key);
-  ENGRAM_ASSERT(ok == 1);
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(bio, &data);
-  std::string pem(data, static_cast<size_t>(len));
-  BIO_free(bio);
-  return pem;
+  return core::read_ed25519_pem(pem, private_half, why);
 }
 
 const std::string* string_field(const nlohmann::json& j, const char* name) {
@@ -243,8 +206,8 @@ core::result<void> KeyRing::add_random_hs256(std::string kid) {
 core::result<void> KeyRing::add_random_eddsa(std::string kid) {
   EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
   ENGRAM_ASSERT_MSG(key != nullptr, "Ed25519 key generation failed");
-  std::string pub = write_pem(key, false);
-  std::string priv = write_pem(key, true);
+  std::string pub = core::write_pem(key, false);
+  std::string priv = core::write_pem(key, true);
   EVP_PKEY_free(key);
   return add_eddsa(std::move(kid), std::move(pub), std::move(priv));
 }
