@@ -20,6 +20,7 @@
 #include <span>
 #include <vector>
 
+#include "core/assert.h"
 #include "core/result.h"
 #include "core/sha256.h"
 
@@ -60,9 +61,17 @@ class Frontier {
   // subtree of at least kStoredMinLevel levels that this leaf completes.
   template <typename OnStored>
   void append(const Hash256& leaf, OnStored&& on_stored) {
-    Hash256 h = leaf;
-    int level = 0;
-    uint64_t index = size_;
+    append_subtree(0, leaf, on_stored);
+  }
+  // Adds the root of a whole subtree of 2^level leaves; the size must be a
+  // multiple of 2^level (asserted). Nodes it completes above `level` go to
+  // on_stored as in append().
+  template <typename OnStored>
+  void append_subtree(int level, const Hash256& root, OnStored&& on_stored) {
+    ENGRAM_ASSERT(level >= 0 && level < 64 && size_ % (uint64_t{1} << level) == 0);
+    Hash256 h = root;
+    uint64_t index = size_ >> level;
+    const int first_level = level;
     while (!parts_.empty() && parts_.back().level == level) {
       h = node_hash(parts_.back().hash, h);
       parts_.pop_back();
@@ -71,7 +80,7 @@ class Frontier {
       if (level >= kStoredMinLevel) on_stored(NodeId{level, index}, h);
     }
     parts_.push_back(Part{level, h});
-    ++size_;
+    size_ += uint64_t{1} << first_level;
   }
 
   uint64_t size() const { return size_; }

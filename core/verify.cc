@@ -1,19 +1,21 @@
 // Log::verify: the hash chain, and over the whole log the Merkle tree, the
 // stream index and the stream heads.
 //
-// The reading thread copies batches of envelopes out of RocksDB; `threads`
-// hashers check each batch on their own (envelope, position, hash, the
-// links inside the batch, leaf hashes); the reading thread then folds the
-// batches in order: the link between batches, the tree's interior nodes and
-// the comparison with the stored ones. The index is checked by comparing a
-// keyed sum over (stream, version, position) of the events with the same sum
-// over the index entries; only when they differ is the index walked entry by
-// entry to name the bad one.
+// The log is cut into chunks of 2^16 positions, aligned with the Merkle
+// tree so that each full chunk is one perfect subtree. `threads` workers
+// take chunks in any order and check each on its own, with their own
+// RocksDB iterator: every envelope, position and hash, the links inside the
+// chunk, and the stored tree nodes inside it. The calling thread folds the
+// chunks' results in order: the link between chunks, and the tree above
+// them. The index is checked by comparing a keyed sum over (stream,
+// version, position) of the events with the same sum over the index
+// entries, on one more thread; only when they differ is the index walked
+// entry by entry to name the bad one.
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -25,9 +27,8 @@
 namespace engram::core {
 namespace {
 
-constexpr size_t kBatchEvents = 2048;
-constexpr size_t kMaxBatchesInFlight = 8;
-constexpr uint64_t kProgressEvery = 1 << 16;
+constexpr int kChunkLevel = 16;
+constexpr uint64_t kChunkEvents = uint64_t{1} << kChunkLevel;
 constexpr size_t kMaxVerifyThreads = 16;
 
 struct Problem {
@@ -49,109 +50,88 @@ uint64_t mix(uint64_t key, std::string_view stream, uint64_t version, uint64_t p
   return splitmix(h ^ position);
 }
 
-struct Batch {
-  uint64_t first = 0;
-  std::vector<std::string> values;
-  // Filled by a hasher.
+// What a worker found in one chunk.
+struct Chunk {
   bool done = false;
-  Hash256 first_prev{};  // the first event's prev hash
-  Hash256 last_hash{};   // the last good event's recomputed hash
-  std::vector<Hash256> leaves;
+  uint64_t first = 0;    // the first position checked
+  uint64_t checked = 0;  // events that passed
+  Hash256 first_prev{};  // the first event's prev hash (when it decoded)
+  bool first_ok = false;
+  Hash256 last_hash{};
+  // The chunk's part of the tree, largest first (one part when full).
+  std::vector<merkle::Frontier::Part> parts;
+  uint64_t tree_nodes_checked = 0;
   uint64_t index_sum = 0;
-  std::optional<Problem> problem;  // the first bad event of the batch
+  std::optional<Problem> problem;  // the first bad position of the chunk
 };
 
-void check_batch(Batch& b, uint64_t mix_key) {
-  b.leaves.reserve(b.values.size());
+// Checks positions [first, last] of chunk `c` with its own iterator.
+// `tree`: also rebuild the chunk's subtree and compare the stored nodes in it.
+void check_chunk(const Log::Impl& impl, uint64_t first, uint64_t last, bool tree, uint64_t mix_key,
+                 Chunk& out) {
+  out.first = first;
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // a full scan must not evict the working set
+  ro.readahead_size = 2 << 20;
+  std::unique_ptr<rocksdb::Iterator> it(impl.db->NewIterator(ro, impl.events));
+  LogTreeSource stored(impl);
+  merkle::Frontier frontier;
+  // Leaf index of the chunk's first leaf; chunks start aligned (tree only from 1).
+  const uint64_t base = first - 1;
   Hash256 prev{};
-  for (size_t i = 0; i < b.values.size(); ++i) {
-    const uint64_t expected = b.first + i;
-    auto ev = RecordedEvent::decode(std::move(b.values[i]));
-    if (!ev) {
-      b.problem = Problem{expected, "envelope fails FlatBuffers verification"};
-      return;
+  uint64_t expected = first;
+  auto bad = [&](std::string what) { out.problem = Problem{expected, std::move(what)}; };
+  for (it->Seek(keys::position_key(Position(first))); expected <= last; it->Next(), ++expected) {
+    if (!it->Valid()) {
+      if (!it->status().ok()) return bad("reading the events family: " + it->status().ToString());
+      return bad(fmt::format("event missing (the log ends at {})", expected - 1));
     }
+    auto pos = keys::parse_be64(it->key().ToStringView());
+    if (!pos) return bad("malformed event key in the events family");
+    if (*pos != expected) {
+      return bad(fmt::format("event missing (the next stored event is at {})", *pos));
+    }
+    auto ev = RecordedEvent::decode(it->value().ToString());
+    if (!ev) return bad("envelope fails FlatBuffers verification");
     if (ev->position().value() != expected) {
-      b.problem =
-          Problem{expected, fmt::format("envelope says position {}", ev->position().value())};
-      return;
+      return bad(fmt::format("envelope says position {}", ev->position().value()));
     }
-    if (i == 0) {
-      b.first_prev = ev->prev_hash();
+    if (expected == first) {
+      out.first_prev = ev->prev_hash();
+      out.first_ok = true;
     } else if (ev->prev_hash() != prev) {
-      b.problem = Problem{expected, "prev hash does not match the hash of the event before it"};
-      return;
+      return bad("prev hash does not match the hash of the event before it");
     }
     const Hash256 hash = ev->compute_hash();
-    if (hash != ev->hash()) {
-      b.problem = Problem{expected, "hash mismatch: the event's content was altered"};
-      return;
-    }
+    if (hash != ev->hash()) return bad("hash mismatch: the event's content was altered");
     prev = hash;
-    b.last_hash = hash;
-    b.leaves.push_back(merkle::leaf_hash(hash));
-    b.index_sum += mix(mix_key, ev->stream(), ev->version().value(), expected);
-  }
-}
-
-// Hashers taking batches in any order; the reader folds them in order.
-class HasherPool {
- public:
-  HasherPool(size_t threads, uint64_t mix_key) : mix_key_(mix_key) {
-    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
-  }
-  ~HasherPool() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    work_cv_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
-  void submit(Batch* b) {
-    if (threads_.empty()) {
-      check_batch(*b, mix_key_);
-      b->done = true;
+    out.last_hash = hash;
+    ++out.checked;
+    out.index_sum += mix(mix_key, ev->stream(), ev->version().value(), expected);
+    if (!tree) continue;
+    std::optional<Problem> node_problem;
+    frontier.append(merkle::leaf_hash(hash), [&](merkle::NodeId id, const Hash256& h) {
+      if (node_problem) return;
+      const merkle::NodeId abs{id.level, (base >> id.level) + id.index};
+      const uint64_t completed_by = (abs.index + 1) << abs.level;
+      auto node = stored.node(abs);
+      if (!node) {
+        node_problem = Problem{completed_by, node.error().message};
+      } else if (*node != h) {
+        node_problem = Problem{completed_by, fmt::format("Merkle node (level {}, index {}) does "
+                                                         "not match the events it covers",
+                                                         abs.level, abs.index)};
+      } else {
+        ++out.tree_nodes_checked;
+      }
+    });
+    if (node_problem) {
+      out.problem = node_problem;
       return;
     }
-    {
-      std::lock_guard lock(mu_);
-      todo_.push_back(b);
-    }
-    work_cv_.notify_one();
   }
-  void wait(Batch* b) {
-    std::unique_lock lock(mu_);
-    done_cv_.wait(lock, [&] { return b->done; });
-  }
-
- private:
-  void run() {
-    for (;;) {
-      Batch* b = nullptr;
-      {
-        std::unique_lock lock(mu_);
-        work_cv_.wait(lock, [&] { return stopping_ || !todo_.empty(); });
-        if (todo_.empty()) return;
-        b = todo_.front();
-        todo_.pop_front();
-      }
-      check_batch(*b, mix_key_);
-      {
-        std::lock_guard lock(mu_);
-        b->done = true;
-      }
-      done_cv_.notify_all();
-    }
-  }
-
-  uint64_t mix_key_;
-  std::mutex mu_;
-  std::condition_variable work_cv_, done_cv_;
-  std::deque<Batch*> todo_;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
-};
+  out.parts = frontier.parts();
+}
 
 struct IndexScan {
   uint64_t sum = 0;
@@ -335,106 +315,115 @@ result<VerifyReport> Log::verify(Position from, Position to,
   } join_index{index_thread};
 
   const uint64_t total = to >= from ? to.value() - from.value() + 1 : 0;
+  // Chunk k covers positions [k * kChunkEvents + 1, (k + 1) * kChunkEvents] within [from, to].
+  const uint64_t first_chunk = (from.value() - 1) / kChunkEvents;
+  const uint64_t chunks = total == 0 ? 0 : (to.value() - 1) / kChunkEvents - first_chunk + 1;
+  std::vector<Chunk> results(chunks);
+  std::mutex mu;
+  std::condition_variable done_cv;
+  std::atomic<uint64_t> next_chunk{0};
+  std::atomic<uint64_t> stop_after{UINT64_MAX};  // no chunk past a bad one is needed
+  // Claims and checks the next chunk; false when none is left.
+  auto work_one = [&] {
+    const uint64_t i = next_chunk.fetch_add(1);
+    if (i >= chunks) return false;
+    {
+      Chunk c;
+      if (i <= stop_after.load()) {
+        const uint64_t k = first_chunk + i;
+        const uint64_t lo = std::max(from.value(), k * kChunkEvents + 1);
+        const uint64_t hi = std::min(to.value(), (k + 1) * kChunkEvents);
+        check_chunk(*impl_, lo, hi, report.whole_log, mix_key, c);
+        if (c.problem) {
+          uint64_t cur = stop_after.load();
+          while (i < cur && !stop_after.compare_exchange_weak(cur, i)) {
+          }
+        }
+      }
+      {
+        std::lock_guard lock(mu);
+        c.done = true;
+        results[i] = std::move(c);
+      }
+      done_cv.notify_all();
+    }
+    return true;
+  };
+  auto work = [&] {
+    while (work_one()) {
+    }
+  };
+  std::vector<std::thread> workers;
+  for (size_t t = 0; t < threads; ++t) workers.emplace_back(work);
+  struct JoinWorkers {
+    std::vector<std::thread>& ts;
+    ~JoinWorkers() {
+      for (auto& t : ts) t.join();
+    }
+  } join_workers{workers};
+
   std::optional<Problem> problem;
   merkle::Frontier tree;
   uint64_t event_sum = 0;
   LogTreeSource stored(*impl_);
-  auto fold = [&](Batch& b) {
+  auto check_node = [&](merkle::NodeId id, const Hash256& h) {
     if (problem) return;
-    if (b.first_prev != prev && !b.values.empty() && (b.leaves.size() > 0 || !b.problem)) {
-      problem = Problem{b.first, "prev hash does not match the hash of the event before it"};
-      return;
+    const uint64_t completed_by = (id.index + 1) << id.level;
+    auto node = stored.node(id);
+    if (!node) {
+      problem = Problem{completed_by, node.error().message};
+    } else if (*node != h) {
+      problem = Problem{completed_by, fmt::format("Merkle node (level {}, index {}) does not "
+                                                  "match the events it covers",
+                                                  id.level, id.index)};
+    } else {
+      ++report.tree_nodes_checked;
     }
-    for (const Hash256& leaf : b.leaves) {
-      tree.append(leaf, [&](merkle::NodeId id, const Hash256& h) {
-        if (problem) return;
-        const uint64_t completed_by = (id.index + 1) << id.level;
-        auto node = stored.node(id);
-        if (!node) {
-          problem = Problem{completed_by, node.error().message};
-        } else if (*node != h) {
-          problem = Problem{completed_by, fmt::format("Merkle node (level {}, index {}) does not "
-                                                      "match the events it covers",
-                                                      id.level, id.index)};
-        } else {
-          ++report.tree_nodes_checked;
-        }
-      });
-      if (problem) return;
-    }
-    if (b.problem) {
-      problem = b.problem;
-      return;
-    }
-    prev = b.last_hash;
-    event_sum += b.index_sum;
-    report.events_checked += b.leaves.size();
-    report.head = Head{Position(b.first + b.leaves.size() - 1), prev};
   };
-
-  {
-    HasherPool pool(threads, mix_key);
-    std::deque<std::unique_ptr<Batch>> in_flight;
-    auto fold_oldest = [&] {
-      pool.wait(in_flight.front().get());
-      fold(*in_flight.front());
-      in_flight.pop_front();
-      if (progress && report.events_checked % kProgressEvery < kBatchEvents)
-        progress(report.events_checked, total);
-    };
-
-    rocksdb::ReadOptions ro;
-    ro.fill_cache = false;  // a full scan must not evict the working set
-    ro.readahead_size = 2 << 20;
-    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->events));
-    uint64_t expected = from.value();
-    auto batch = std::make_unique<Batch>();
-    batch->first = expected;
-    for (it->Seek(keys::position_key(from)); it->Valid() && expected <= to.value(); it->Next()) {
-      auto pos = keys::parse_be64(it->key().ToStringView());
-      if (!pos) {
-        problem = Problem{expected, "malformed event key in the events family"};
-        break;
-      }
-      if (*pos != expected) {
-        problem =
-            Problem{expected, fmt::format("event missing (the next stored event is at {})", *pos)};
-        break;
-      }
-      batch->values.emplace_back(it->value().data(), it->value().size());
-      ++expected;
-      if (batch->values.size() == kBatchEvents) {
-        pool.submit(batch.get());
-        in_flight.push_back(std::move(batch));
-        batch = std::make_unique<Batch>();
-        batch->first = expected;
-        if (in_flight.size() >= kMaxBatchesInFlight) fold_oldest();
-      }
+  for (uint64_t i = 0; i < chunks && !problem; ++i) {
+    if (threads == 0) work_one();  // chunk i, on this thread
+    Chunk c;
+    {
+      std::unique_lock lock(mu);
+      done_cv.wait(lock, [&] { return results[i].done; });
+      c = std::move(results[i]);
     }
-    if (!it->status().ok()) return make_error(errc::io_error, it->status().ToString());
-    // A problem found by the reader lies after every batch read so far,
-    // which may hold an earlier one: fold them all first.
-    const std::optional<Problem> reader_problem = problem;
-    problem.reset();
-    if (!batch->values.empty()) {
-      pool.submit(batch.get());
-      in_flight.push_back(std::move(batch));
+    if (c.first_ok && c.first_prev != prev) {
+      problem = Problem{c.first, "prev hash does not match the hash of the event before it"};
+      break;
     }
-    while (!in_flight.empty()) fold_oldest();
-    if (!problem) problem = reader_problem;
-    if (!problem && expected <= to.value()) {
-      problem = Problem{expected, fmt::format("event missing (the log ends at {})", expected - 1)};
+    if (c.problem) {
+      problem = c.problem;
+      break;
     }
-    if (!problem && to == head.position) {
-      if (prev != head.hash) {
-        problem = Problem{to.value(), "hash differs from the head hash recorded in meta"};
-      } else if (!impl_->writer && it->Valid()) {
-        // With a live writer, events past the head are a group being
-        // synced; in a read-only view nothing may lie beyond it.
-        problem = Problem{to.value() + 1, fmt::format("event stored beyond the head ({}) recorded "
-                                                      "in meta",
-                                                      head.position.value())};
-      }
+    prev = c.last_hash;
+    event_sum += c.index_sum;
+    report.events_checked += c.checked;
+    report.tree_nodes_checked += c.tree_nodes_checked;
+    report.head = Head{Position(c.first + c.checked - 1), prev};
+    if (report.whole_log) {
+      for (const auto& part : c.parts) tree.append_subtree(part.level, part.hash, check_node);
+    }
+    if (progress) progress(report.events_checked, total);
+  }
+  stop_after.store(0);  // the workers finish what they hold and take no more
+  if (!problem && to == head.position) {
+    if (prev != head.hash) {
+      problem = Problem{to.value(), "hash differs from the head hash recorded in meta"};
+    }
+  }
+  if (!problem && to == head.position && !impl_->writer) {
+    // With a live writer, events past the head are a group being synced; in
+    // a read-only view nothing may lie beyond it.
+    std::unique_ptr<rocksdb::Iterator> it(
+        impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->events));
+    it->Seek(keys::position_key(Position(to.value() + 1)));
+    if (it->Valid()) {
+      problem = Problem{to.value() + 1, fmt::format("event stored beyond the head ({}) recorded "
+                                                    "in meta",
+                                                    head.position.value())};
+    } else if (!it->status().ok()) {
+      return make_error(errc::io_error, it->status().ToString());
     }
   }
   if (index_thread.joinable()) index_thread.join();

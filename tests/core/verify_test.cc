@@ -171,3 +171,60 @@ TEST_CASE("secondary open: follows a running writer without blocking it") {
   REQUIRE_FALSE(not_secondary);
   CHECK(not_secondary.error().code == errc::invalid_argument);
 }
+
+TEST_CASE("verify: a log of several chunks folds links and the tree above them") {
+  TempDir dir;
+  constexpr uint64_t kEvents = 140'000;  // over two chunks of 2^16, so level-17 nodes exist
+  {
+    auto log = open_or_die(dir.path());
+    for (uint64_t done = 0; done < kEvents; done += 1000) {
+      std::vector<EventData> batch;
+      for (int i = 0; i < 1000; ++i) batch.push_back(event("E", "p" + std::to_string(done + i)));
+      REQUIRE(log->append("s" + std::to_string(done % 7), ExpectedVersion::any(), batch));
+    }
+  }
+  uint64_t nodes = 0;
+  for (int level = 8; level < 64; ++level) nodes += kEvents >> level;
+  Hash256 root{};
+  {
+    LogOptions ro;
+    ro.read_only = true;
+    auto log = open_or_die(dir.path(), ro);
+    root = log->tree_root(Position(kEvents)).value();
+    for (size_t threads : {0, 2}) {
+      auto r = log->verify(Position(1), Position(UINT64_MAX), {}, threads);
+      REQUIRE(r);
+      CHECK(r->ok());
+      CHECK(r->events_checked == kEvents);
+      CHECK(r->tree_root == root);
+      CHECK(r->tree_nodes_checked == nodes);
+      CHECK(r->index_entries_checked == kEvents);
+      // A range inside the log links into its first chunk from the event before.
+      auto part = log->verify(Position(70'000), Position(135'000), {}, threads);
+      REQUIRE(part);
+      CHECK(part->ok());
+      CHECK(part->events_checked == 65'001);
+    }
+  }
+  SUBCASE("a bad event in a later chunk, and a bad node above the chunks") {
+    {
+      RawDb raw(dir.path());
+      raw.put(keys::kMerkleCf, keys::merkle_node_key(17, 0), std::string(32, 'x'));
+      raw.del(keys::kEventsCf, keys::position_key(Position(131'073)));
+    }
+    const VerifyReport r = verify_read_only(dir.path());
+    REQUIRE_FALSE(r.ok());
+    CHECK(*r.first_bad == Position(131'072));  // the node completed there comes first
+    CHECK(contains(r.problem, "Merkle node (level 17, index 0)"));
+  }
+  SUBCASE("the link between two chunks") {
+    {
+      RawDb raw(dir.path());
+      raw.del(keys::kEventsCf, keys::position_key(Position(65'537)));
+    }
+    const VerifyReport r = verify_read_only(dir.path(), 0);
+    REQUIRE_FALSE(r.ok());
+    CHECK(*r.first_bad == Position(65'537));
+    CHECK(contains(r.problem, "event missing"));
+  }
+}
