@@ -235,8 +235,9 @@ class Log {
   // Walks the hash chain over [from, to] (to capped at head), checking every
   // envelope, position, link and hash, and that meta's head hash matches.
   // Over the whole log it also checks the Merkle tree's stored nodes, the
-  // stream index and the stream heads (VerifyReport::whole_log). Hashing
-  // runs on `threads` threads beside the reading one.
+  // stream index and the stream heads (VerifyReport::whole_log). `threads`
+  // workers (at most 16) read and check chunks of 2^16 positions each; 0
+  // checks them on the calling thread.
   // `progress(done, total)` is called now and then when given.
   result<VerifyReport> verify(Position from, Position to,
                               const std::function<void(uint64_t, uint64_t)>& progress = {},

@@ -34,8 +34,8 @@ struct AuditFlags {
   std::string public_key;
   uint64_t from = 1;
   uint64_t to = UINT64_MAX;
-  // The reading thread and the index scan fill one core; the hashers get the rest.
-  size_t threads = std::max<size_t>(1, std::thread::hardware_concurrency() - 1);
+  // Workers each read and hash their own chunks of the log: one per core.
+  size_t threads = std::max<size_t>(1, std::thread::hardware_concurrency());
   // checkpoint
   bool sign = false;
   std::string export_file;
@@ -493,7 +493,7 @@ void add_audit_command(CLI::App& app, int& exit_code) {
   verify->add_option("--from", f->from, "First position of the chain to walk")
       ->capture_default_str();
   verify->add_option("--to", f->to, "Last position of the chain to walk");
-  verify->add_option("--threads", f->threads, "Hashing threads (0..16; default: cores - 1)")
+  verify->add_option("--threads", f->threads, "Worker threads (0..16; default: one per core)")
       ->capture_default_str()
       ->check(CLI::Range(0, 16));
   run(verify, run_verify);
