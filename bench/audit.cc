@@ -10,20 +10,24 @@
 //    - the raw read: Log::read_all from position 1 to the head in pages of
 //      max_read_count (10,000), which decodes and FlatBuffers-verifies every
 //      envelope: the sequential pass every reader pays, and the limit;
-//    - Log::verify(1, head) with the default 2 hashing threads (the chain,
-//      the RFC 6962 Merkle tree against the stored nodes, the stream index
-//      and heads), then with 1 and with 0 (hashing inline) to show the
-//      scaling.
-//    Target: verify (2 threads) >= 70% of the read rate.
+//    - Log::verify(1, head) with the hashing threads `engram audit verify`
+//      uses by default, max(1, cores - 1) (the reading thread and the stream
+//      index scan fill one core), then with 2, 1 and 0 (hashing inline) to
+//      show the scaling.
+//    Target: verify (the CLI's default threads) >= 70% of the read rate.
 // 2. Appends during an audit. A writable Log (writer_spin_ns = 0, as
 //    `engram serve` opens it) over a base log of --live-base events (default
 //    1,000,000) takes a fixed load: 16 threads, each appending 1-event
 //    appends back to back. Auditors are other processes (this binary
 //    re-executed with --auditor) that open the log as a RocksDB secondary
-//    and loop catch_up(), a whole-log verify() and a few read_stream()
-//    calls. The time is cut into 1 s slices that take turns: (a) every
-//    auditor stopped (SIGSTOP), (b) the auditor running, (c) a second one at
-//    nice 19 running; each gets --seconds of slices per repeat. Target:
+//    and loop catch_up(), a whole-log verify() with the CLI's default
+//    threads and a few read_stream() calls. The time is cut into 1 s slices
+//    that take turns: (a) every auditor stopped (SIGSTOP); (b) the auditor
+//    running under SCHED_IDLE, as `engram audit` runs (set before its first
+//    thread starts, as AuditLog::open in tools/engram/cmd_audit.cc does);
+//    (c) a second one running at normal priority (SCHED_OTHER, nice 0, as
+//    the CLI runs with ENGRAM_AUDIT_PRIORITY=normal), to show what idle
+//    scheduling saves. Each gets --seconds of slices per repeat. Target:
 //    appends/s in (b) >= 90% of (a).
 //
 // Usage: engram_bench_audit [--events N] [--live-base N] [--seconds S] ...
@@ -35,6 +39,7 @@
 #include <fmt/ranges.h>
 #include <poll.h>
 #include <rocksdb/version.h>
+#include <sched.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -60,6 +65,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -96,8 +102,27 @@ constexpr size_t kStreams = 1000;
 constexpr size_t kPayloadPool = 256;  // distinct payloads per builder thread
 constexpr size_t kMemoBytes = 96;     // makes a payload of ~150 bytes
 
-// Log::verify's default number of hashing threads: the run the target is about.
-constexpr size_t kDefaultVerifyThreads = 2;
+// `engram audit verify`'s default number of hashing threads (AuditFlags in
+// tools/engram/cmd_audit.cc): the reading thread and the stream index scan
+// fill one core, the hashers get the rest. The run the target is about.
+size_t cli_verify_threads() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return std::max<size_t>(1, cores > 0 ? cores - 1 : 0);
+}
+
+// Each count once, in the order first given.
+std::vector<size_t> dedupe(const std::vector<size_t>& counts) {
+  std::vector<size_t> out;
+  for (size_t c : counts) {
+    if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+  }
+  return out;
+}
+
+// Part 1's thread counts: the CLI's default, then 2, 1 and 0 for the scaling.
+std::vector<size_t> default_verify_threads() {
+  return dedupe({cli_verify_threads(), 2, 1, 0});
+}
 
 // The live load.
 constexpr int kLiveThreads = 16;
@@ -116,11 +141,11 @@ struct Settings {
   int repeats = 3;
   std::string only = "all";  // all | verify | live
   // Log::verify's hashing threads, one verify pass each per repeat.
-  std::vector<size_t> verify_threads = {kDefaultVerifyThreads, 1, 0};
+  std::vector<size_t> verify_threads = default_verify_threads();
   fs::path base_dir;
   fs::path reuse;  // a log directory built earlier: part 1 skips the build
   bool keep = false;
-  bool nice_run = true;  // part 2's run (c): the auditor at nice 19
+  bool normal_run = true;  // part 2's run (c): the auditor at normal priority
   fs::path out = "bench/results/audit.md";
   std::string command_line;
   fs::path self;  // this binary, re-executed as the auditor
@@ -467,43 +492,77 @@ VerifyReportData measure_verify(const Settings& s, const fs::path& scratch) {
 // Other work on the cores comes and goes over seconds, so the three variants
 // are not run one after the other: one append load runs throughout, and
 // the time is cut into short slices that take turns, (a) alone, (b) with
-// the auditor running, (c) with the niced auditor running. An auditor
-// outside its slices is stopped (SIGSTOP): it holds the log open but uses no
-// CPU. Each repeat gives every variant --seconds of slices.
+// the SCHED_IDLE auditor running, (c) with the normal-priority auditor
+// running. An auditor outside its slices is stopped (SIGSTOP): it holds the
+// log open but uses no CPU. Each repeat gives every variant --seconds of
+// slices.
 
 constexpr auto kSlice = std::chrono::milliseconds(1000);
 // After a switch, before the slice is measured: the writer's queue and the
 // scheduler settle.
 constexpr auto kSliceGap = std::chrono::milliseconds(250);
 
-// (a) alone, (b) with an auditor process, (c) the same auditor at nice 19:
-// whether what (b) costs is CPU the auditor takes from the appenders.
-enum class Variant { alone = 0, audited = 1, niced = 2 };
+// (a) alone, (b) with an auditor process under SCHED_IDLE, as `engram audit`
+// runs, (c) the same auditor at normal priority: what idle scheduling saves
+// the appenders.
+enum class Variant { alone = 0, idle = 1, normal = 2 };
 constexpr size_t kVariants = 3;
-constexpr int kNicedAuditor = 19;
 
 std::string_view variant_name(Variant v) {
   switch (v) {
     case Variant::alone:
       return "(a) alone";
-    case Variant::audited:
-      return "(b) auditor";
-    case Variant::niced:
-      return "(c) auditor at nice 19";
+    case Variant::idle:
+      return "(b) auditor under SCHED_IDLE";
+    case Variant::normal:
+      return "(c) auditor at normal priority";
   }
   return "?";
 }
 
+// The scheduling policy an auditor process runs under.
+enum class Priority { idle, normal };
+
+std::string_view priority_flag(Priority p) {
+  return p == Priority::idle ? "idle" : "normal";
+}
+
+int policy_of(Priority p) {
+  return p == Priority::idle ? SCHED_IDLE : SCHED_OTHER;
+}
+
+std::string policy_name(int policy) {
+  switch (policy) {
+    case SCHED_OTHER:
+      return "SCHED_OTHER";
+    case SCHED_IDLE:
+      return "SCHED_IDLE";
+    case SCHED_BATCH:
+      return "SCHED_BATCH";
+    case SCHED_FIFO:
+      return "SCHED_FIFO";
+    case SCHED_RR:
+      return "SCHED_RR";
+  }
+  return fmt::format("policy {}", policy);
+}
+
 // The auditor, in its own process (this binary with --auditor): opens the
 // log as a RocksDB secondary, prints "ready", then loops catch_up(), a
-// whole-log verify() with the default threads and a few read_stream() calls,
-// printing "pass <events>" after each verify, until its stdin closes.
-int run_auditor(const fs::path& log_dir, const fs::path& secondary_dir, int nice) {
+// whole-log verify() with the CLI's default threads and a few read_stream()
+// calls, printing "pass <events>" after each verify, until its stdin closes.
+int run_auditor(const fs::path& log_dir, const fs::path& secondary_dir, Priority priority) {
   // Never outlive the bench, even when stopped (SIGKILL ends a stopped process).
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  // Before any thread starts: on Linux a thread's nice value is its own, and
-  // threads inherit their creator's.
-  if (nice != 0 && setpriority(PRIO_PROCESS, 0, nice) != 0) fail(errno_text("setpriority"));
+  // As AuditLog::open does, before any thread starts: on Linux the policy
+  // belongs to the calling thread, and threads inherit their creator's. The
+  // CLI ignores a refusal; here it would make (b) measure something else.
+  if (priority == Priority::idle) {
+    sched_param param{};
+    if (sched_setscheduler(0, SCHED_IDLE, &param) != 0) {
+      fail(errno_text("sched_setscheduler(SCHED_IDLE)"));
+    }
+  }
   core::LogOptions o = read_only_options();
   o.secondary_dir = secondary_dir;
   const std::unique_ptr<core::Log> log = open_log(log_dir, o);
@@ -524,7 +583,7 @@ int run_auditor(const fs::path& log_dir, const fs::path& secondary_dir, int nice
   while (!stop.load()) {
     auto head = log->catch_up();
     if (!head) fail("catch_up: " + head.error().to_string());
-    auto report = log->verify(core::Position(1), head->position);
+    auto report = log->verify(core::Position(1), head->position, {}, cli_verify_threads());
     if (!report) fail("verify: " + report.error().to_string());
     if (!report->ok()) {
       fail(fmt::format("verify found a problem at {}: {}", report->first_bad->value(),
@@ -546,10 +605,12 @@ int run_auditor(const fs::path& log_dir, const fs::path& secondary_dir, int nice
 
 // The auditor process as the parent sees it: spawned with pipes on its
 // stdin and stdout, paused and resumed with SIGSTOP / SIGCONT; finish()
-// closes its stdin and waits for it.
+// closes its stdin and waits for it. Each pause notes the scheduling policy
+// of every thread it has then.
 class Auditor {
  public:
-  Auditor(const fs::path& self, const fs::path& log_dir, const fs::path& secondary_dir, int nice) {
+  Auditor(const fs::path& self, const fs::path& log_dir, const fs::path& secondary_dir,
+          Priority priority) {
     int in[2], out[2];
     if (::pipe2(in, O_CLOEXEC) != 0) fail(errno_text("pipe2"));
     if (::pipe2(out, O_CLOEXEC) != 0) {
@@ -561,9 +622,13 @@ class Auditor {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    std::vector<std::string> args = {
-        self.string(),          "--auditor", log_dir.string(),    "--secondary",
-        secondary_dir.string(), "--nice",    std::to_string(nice)};
+    std::vector<std::string> args = {self.string(),
+                                     "--auditor",
+                                     log_dir.string(),
+                                     "--secondary",
+                                     secondary_dir.string(),
+                                     "--priority",
+                                     std::string(priority_flag(priority))};
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -601,6 +666,7 @@ class Auditor {
     for (int i = 0; i < 1000 && !stopped(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    note_policies();
   }
   void resume() {
     if (::kill(pid_, SIGCONT) != 0) fail(errno_text("SIGCONT"));
@@ -620,6 +686,23 @@ class Auditor {
     }
     return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
   }
+  // Bytes the process has read from and written to the block layer
+  // (/proc/<pid>/io read_bytes, write_bytes): page cache hits are not in it.
+  std::pair<uint64_t, uint64_t> disk_bytes() const {
+    std::ifstream in(fmt::format("/proc/{}/io", pid_));
+    uint64_t read = 0, written = 0;
+    for (std::string key; in >> key;) {
+      uint64_t value = 0;
+      in >> value;
+      if (key == "read_bytes:") read = value;
+      if (key == "write_bytes:") written = value;
+    }
+    return {read, written};
+  }
+  // The scheduling policies its threads were seen with at the pauses, and
+  // the most threads it had at one.
+  const std::set<int>& policies() const { return policies_; }
+  size_t max_threads() const { return max_threads_; }
   // Verify passes finished so far, and the events they checked (reads what
   // the process has written without waiting).
   std::pair<uint64_t, uint64_t> passes() {
@@ -657,6 +740,31 @@ class Auditor {
   }
 
  private:
+  // The fields of /proc/<pid>/task/<tid>/stat after the command, from field 3.
+  static std::vector<std::string> stat_fields(const fs::path& stat_file) {
+    std::ifstream in(stat_file);
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::string> out;
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) return out;
+    std::istringstream fields(stat.substr(paren + 1));
+    for (std::string f; fields >> f;) out.push_back(f);
+    return out;
+  }
+  void note_policies() {
+    const fs::path tasks = fmt::format("/proc/{}/task", pid_);
+    std::error_code ec;
+    size_t threads = 0;
+    for (const auto& t : fs::directory_iterator(tasks, ec)) {
+      const std::vector<std::string> f = stat_fields(t.path() / "stat");
+      constexpr size_t kPolicy = 41 - 3;  // field 41, "policy"
+      if (f.size() > kPolicy) {
+        policies_.insert(std::stoi(f[kPolicy]));
+        ++threads;
+      }
+    }
+    max_threads_ = std::max(max_threads_, threads);
+  }
   bool stopped() const {
     const fs::path tasks = fmt::format("/proc/{}/task", pid_);
     std::error_code ec;
@@ -709,6 +817,8 @@ class Auditor {
   int stdout_ = -1;
   std::string buffer_;
   uint64_t passes_ = 0, events_ = 0;
+  std::set<int> policies_;
+  size_t max_threads_ = 0;
 };
 
 // Nearest rank: the smallest sample with at least q of all samples at or below it.
@@ -727,10 +837,13 @@ struct LiveRun {
   uint64_t appends = 0;
   double cpu_share = 0;  // the appending process's CPU seconds per measured second
   double events_per_fsync = 0;
+  double fsync_ms = 0;  // mean time in a WAL sync (LogStats::sync_nanos_total / syncs)
   // With an auditor: what it did while running in this variant's slices.
   uint64_t auditor_passes = 0;
   uint64_t auditor_events = 0;
   double auditor_cpu_share = 0;
+  double auditor_read_mb = 0;  // from the disk, not the page cache
+  double auditor_written_mb = 0;
 };
 
 // kLiveThreads threads appending 1-event appends back to back, each to its
@@ -823,6 +936,10 @@ struct LiveReportData {
   std::vector<std::vector<LiveRun>> runs;  // [variant][repeat]
   uint64_t head_before = 0, head_after = 0;
   double slices_per_variant = 0;  // per repeat
+  // Per auditor variant: the policies its threads had at the pauses, and the
+  // most threads it had at one.
+  std::vector<std::set<int>> policies;
+  std::vector<size_t> auditor_threads;
   std::string load_before, load_after;
 };
 
@@ -840,15 +957,15 @@ LiveReportData measure_live(const Settings& s, const fs::path& scratch) {
   const std::unique_ptr<core::Log> log = open_log(dir, o);
   d.head_before = log->head().position.value();
 
-  d.variants = {Variant::alone, Variant::audited};
-  if (s.nice_run) d.variants.push_back(Variant::niced);
+  d.variants = {Variant::alone, Variant::idle};
+  if (s.normal_run) d.variants.push_back(Variant::normal);
   std::vector<std::unique_ptr<Auditor>> auditors(kVariants);
   for (const Variant v : d.variants) {
     if (v == Variant::alone) continue;
-    const int nice = v == Variant::niced ? kNicedAuditor : 0;
+    const Priority priority = v == Variant::idle ? Priority::idle : Priority::normal;
     auto& a = auditors[static_cast<size_t>(v)];
-    a = std::make_unique<Auditor>(s.self, dir,
-                                  scratch / fmt::format("secondary-{}", static_cast<int>(v)), nice);
+    a = std::make_unique<Auditor>(
+        s.self, dir, scratch / fmt::format("secondary-{}", static_cast<int>(v)), priority);
     a->wait_ready();
     a->pause();
   }
@@ -859,7 +976,8 @@ LiveReportData measure_live(const Settings& s, const fs::path& scratch) {
   const size_t buckets = static_cast<size_t>(s.repeats) * kVariants;
   struct Acc {
     double seconds = 0, cpu = 0, auditor_cpu = 0;
-    uint64_t events = 0, syncs = 0, passes = 0, verified = 0;
+    uint64_t events = 0, syncs = 0, sync_nanos = 0, passes = 0, verified = 0;
+    uint64_t auditor_read = 0, auditor_written = 0;
   };
   std::vector<Acc> acc(buckets);
   {
@@ -878,6 +996,7 @@ LiveReportData measure_live(const Settings& s, const fs::path& scratch) {
           const double cpu0 = process_cpu_seconds();
           const double acpu0 = a != nullptr ? a->cpu_seconds() : 0;
           const auto [p0, e0] = a != nullptr ? a->passes() : std::pair<uint64_t, uint64_t>{};
+          const auto [r0, w0] = a != nullptr ? a->disk_bytes() : std::pair<uint64_t, uint64_t>{};
           const Clock::time_point t0 = Clock::now();
           load.set_bucket(static_cast<int>(bucket));
           std::this_thread::sleep_for(kSlice);
@@ -888,9 +1007,13 @@ LiveReportData measure_live(const Settings& s, const fs::path& scratch) {
           const core::LogStats st1 = log->stats();
           x.events += st1.events_appended - st0.events_appended;
           x.syncs += st1.syncs - st0.syncs;
+          x.sync_nanos += st1.sync_nanos_total - st0.sync_nanos_total;
           if (a != nullptr) {
             a->pause();
             x.auditor_cpu += a->cpu_seconds() - acpu0;
+            const auto [r1, w1] = a->disk_bytes();
+            x.auditor_read += r1 - r0;
+            x.auditor_written += w1 - w0;
             const auto [p1, e1] = a->passes();
             x.passes += p1 - p0;
             x.verified += e1 - e0;
@@ -915,20 +1038,41 @@ LiveReportData measure_live(const Settings& s, const fs::path& scratch) {
         r.p50_ms = percentile_ms(lat, 0.50);
         r.p99_ms = percentile_ms(lat, 0.99);
         r.cpu_share = x.cpu / x.seconds;
-        if (x.syncs > 0) r.events_per_fsync = static_cast<double>(x.events) / x.syncs;
+        if (x.syncs > 0) {
+          r.events_per_fsync = static_cast<double>(x.events) / static_cast<double>(x.syncs);
+          r.fsync_ms = static_cast<double>(x.sync_nanos) / static_cast<double>(x.syncs) / 1e6;
+        }
+        r.auditor_read_mb = static_cast<double>(x.auditor_read) / 1e6;
+        r.auditor_written_mb = static_cast<double>(x.auditor_written) / 1e6;
         r.auditor_passes = x.passes;
         r.auditor_events = x.verified;
         r.auditor_cpu_share = x.auditor_cpu / x.seconds;
         std::cerr << fmt::format(
-            "#{} {:<22}: {:>7} appends/s, p50 {:.3f} ms, p99 {:.3f} ms, {:.1f} events/fsync, "
-            "{:.2f} cores{}\n",
+            "#{} {:<30}: {:>7} appends/s, p50 {:.3f} ms, p99 {:.3f} ms, {:.1f} events/fsync, "
+            "fsync {:.2f} ms, {:.2f} cores{}\n",
             rep + 1, variant_name(v), with_commas(r.appends_per_second), r.p50_ms, r.p99_ms,
-            r.events_per_fsync, r.cpu_share,
+            r.events_per_fsync, r.fsync_ms, r.cpu_share,
             v == Variant::alone ? std::string()
                                 : fmt::format("; auditor {:.2f} cores, {} verify passes finished",
                                               r.auditor_cpu_share, r.auditor_passes));
         d.runs[static_cast<size_t>(v)].push_back(r);
       }
+    }
+  }
+  // Every thread of each auditor ran under the policy its variant names.
+  d.policies.resize(kVariants);
+  d.auditor_threads.resize(kVariants);
+  for (const Variant v : d.variants) {
+    const Auditor* a = auditors[static_cast<size_t>(v)].get();
+    if (a == nullptr) continue;
+    const int want = policy_of(v == Variant::idle ? Priority::idle : Priority::normal);
+    d.policies[static_cast<size_t>(v)] = a->policies();
+    d.auditor_threads[static_cast<size_t>(v)] = a->max_threads();
+    if (a->policies() != std::set<int>{want}) {
+      std::vector<std::string> seen;
+      for (int p : a->policies()) seen.push_back(policy_name(p));
+      fail(fmt::format("{}: its threads ran under {}, not only {}", variant_name(v),
+                       fmt::join(seen, ", "), policy_name(want)));
     }
   }
   for (auto& a : auditors) {
@@ -988,14 +1132,15 @@ std::string render_verify(const VerifyReportData& d) {
   for (size_t k = 0; k < d.threads.size(); ++k) {
     const auto v = each(d.verifies[k], [](const VerifyRun& r) { return r.pass.events_per_second; });
     const double ratio = median(v) / read;
-    const bool is_default = d.threads[k] == kDefaultVerifyThreads;
+    const bool is_default = d.threads[k] == cli_verify_threads();
+    const std::string threads = d.threads[k] == 0 ? std::string("hashing inline (threads = 0)")
+                                : d.threads[k] == 1
+                                    ? std::string("1 hashing thread")
+                                    : fmt::format("{} hashing threads", d.threads[k]);
     out += fmt::format(
-        "| verify, {} | {} | {} | {:.3f} | {} | {} | {} / {} |\n",
-        d.threads[k] == 0 ? std::string("hashing inline (threads = 0)")
-        : d.threads[k] == 1
-            ? std::string("1 hashing thread")
-            : fmt::format("{} hashing threads{}", d.threads[k], is_default ? " (default)" : ""),
-        rate(median(v)), rate(read), ratio,
+        "| verify, {}{} | {} | {} | {:.3f} | {} | {} | {} / {} |\n", threads,
+        is_default ? " (`engram audit verify`'s default: cores - 1)" : "", rate(median(v)),
+        rate(read), ratio,
         is_default ? fmt::format(">= {:.2f}", kTargetVerifyVsRead) : std::string("(scaling)"),
         is_default ? verdict(ratio >= kTargetVerifyVsRead) : std::string(), list(v, rate),
         list(reads, rate));
@@ -1086,7 +1231,7 @@ std::string render_live(const LiveReportData& d) {
   for (const Variant v : d.variants) {
     if (v == Variant::alone) continue;
     const std::vector<LiveRun>& runs = d.runs[static_cast<size_t>(v)];
-    const bool targeted = v == Variant::audited;
+    const bool targeted = v == Variant::idle;
     const std::string_view name = variant_name(v);
     const auto b = each(runs, rate_of);
     const auto b50 = each(runs, p50_of);
@@ -1121,19 +1266,32 @@ std::string render_live(const LiveReportData& d) {
       const LiveRun& r = d.runs[static_cast<size_t>(v)][i];
       out += fmt::format(
           " {}: {} appends in {:.1f} s, {} appends/s, p50 {} / p99 {} ms, {:.1f} events per "
-          "fsync, the appending process used {:.2f} cores",
+          "fsync, a WAL fsync took {:.2f} ms on average, the appending process used {:.2f} cores",
           variant_name(v), with_commas(static_cast<double>(r.appends)), r.measured_s,
-          rate(r.appends_per_second), ms3(r.p50_ms), ms3(r.p99_ms), r.events_per_fsync,
+          rate(r.appends_per_second), ms3(r.p50_ms), ms3(r.p99_ms), r.events_per_fsync, r.fsync_ms,
           r.cpu_share);
       if (v != Variant::alone) {
-        out += fmt::format(" and the auditor {:.2f} (it finished {} verify passes, {} events)",
-                           r.auditor_cpu_share, r.auditor_passes,
-                           with_commas(static_cast<double>(r.auditor_events)));
+        out += fmt::format(
+            " and the auditor {:.2f} (it finished {} verify passes, {} events; it read {:.1f} MB "
+            "from the disk and wrote {:.1f} MB)",
+            r.auditor_cpu_share, r.auditor_passes,
+            with_commas(static_cast<double>(r.auditor_events)), r.auditor_read_mb,
+            r.auditor_written_mb);
       }
       out += ";";
     }
     out.back() = '\n';
   }
+  out += "\nThe auditors' threads at the pauses:";
+  for (const Variant v : d.variants) {
+    if (v == Variant::alone) continue;
+    std::vector<std::string> seen;
+    for (int p : d.policies[static_cast<size_t>(v)]) seen.push_back(policy_name(p));
+    out += fmt::format(" {}: up to {}, all {};", variant_name(v),
+                       d.auditor_threads[static_cast<size_t>(v)], fmt::join(seen, ", "));
+  }
+  out.back() = '.';
+  out += "\n";
   out += fmt::format(
       "\nLog: {} events at the start (base built in {:.1f} s), {} at the end. Load average "
       "(1/5/15 min) {} before, {} after.\n",
@@ -1168,29 +1326,35 @@ std::string render_header(const Settings& s, const std::string& fs_type, double 
       "then {} repeat(s) of: the raw read (Log::read_all from 1 to the head in pages of "
       "max_read_count = 10,000; each envelope is copied out of RocksDB, FlatBuffers-verified and "
       "decoded; every event's type and payload touched), then Log::verify(1, head) with each of "
-      "{} hashing threads ({} is the default; 0 hashes on the reading thread). Warm page cache; "
-      "the ratio is the verify median over the read median\n",
+      "{} hashing threads ({} is `engram audit verify`'s default, max(1, cores - 1), and the "
+      "target is about it; 0 hashes on the reading thread). Warm page cache; the ratio is the "
+      "verify median over the read median\n",
       kBuildThreads, kEventsPerBuildAppend, kStreams, s.repeats, fmt::join(s.verify_threads, ", "),
-      kDefaultVerifyThreads);
+      cli_verify_threads());
   h += fmt::format(
       "- Part 2: a base log of --live-base events built the same way, then opened writable with "
       "writer_spin_ns = 0 (as `engram serve`). {} threads append 1-event appends (fresh id, "
       "~150-byte payload, each thread to its own stream, ExpectedVersion::any) back to back for "
       "the whole part ({:g} s warm-up). Auditors: second processes (this binary re-executed with "
       "--auditor) that open the log as a RocksDB secondary (LogOptions::secondary_dir) and loop "
-      "catch_up(), verify(1, head) with the default threads and {} read_stream calls of up to {} "
-      "events; {}. The time is cut into slices of {} ms that take turns (the first variant of "
-      "each round rotates): (a) alone, every auditor stopped with SIGSTOP; (b) the auditor "
-      "running (SIGCONT){}. Each slice starts {} ms after the switch; an append counts for the "
-      "slice it completes in. Per repeat, each variant gets --seconds of slices; {} repeat(s). "
-      "Short interleaved slices keep other work on the machine from favouring one variant\n",
-      kLiveThreads, std::chrono::duration<double>(kLiveWarmup).count(), kAuditorStreamReads,
-      kAuditorStreamReadCount,
-      s.nice_run ? fmt::format("one at nice 0, one at nice {} (set before its first thread "
-                               "starts, so all its threads have it)",
-                               kNicedAuditor)
-                 : std::string("one at nice 0"),
-      kSlice.count(), s.nice_run ? fmt::format("; (c) the niced auditor running") : std::string(),
+      "catch_up(), verify(1, head) with {} (the CLI's default) and {} "
+      "read_stream calls of up to {} events. One runs under SCHED_IDLE, as `engram audit` does "
+      "(sched_setscheduler before its first thread starts, so all its threads have it){}; the "
+      "policy of every thread is read from /proc at each pause. The time is cut into slices of "
+      "{} ms that take turns (the first variant of each round rotates): (a) alone, every "
+      "auditor stopped with SIGSTOP; (b) the SCHED_IDLE auditor running (SIGCONT){}. Each slice "
+      "starts {} ms after the switch; an append counts for the slice it completes in. Per "
+      "repeat, each variant gets --seconds of slices; {} repeat(s). Short interleaved slices "
+      "keep other work on the machine from favouring one variant\n",
+      kLiveThreads, std::chrono::duration<double>(kLiveWarmup).count(),
+      cli_verify_threads() == 1 ? std::string("1 hashing thread")
+                                : fmt::format("{} hashing threads", cli_verify_threads()),
+      kAuditorStreamReads, kAuditorStreamReadCount,
+      s.normal_run ? std::string(", the other at normal priority (SCHED_OTHER, nice 0, as "
+                                 "the CLI runs with ENGRAM_AUDIT_PRIORITY=normal)")
+                   : std::string(),
+      kSlice.count(),
+      s.normal_run ? std::string("; (c) the normal-priority auditor running") : std::string(),
       kSliceGap.count(), s.repeats);
   h += "- Every figure is the median across repeats; the runs column lists each run\n\n";
   return h;
@@ -1214,7 +1378,7 @@ int run(int argc, char** argv) {
       env_count("ENGRAM_BENCH_AUDIT_SECONDS", static_cast<uint64_t>(s.seconds)));
 
   std::string dir, reuse, auditor, secondary;
-  int auditor_nice = 0;
+  std::string auditor_priority = "normal";
   CLI::App app{"audit verify throughput vs a sequential read, and appends while an audit runs"};
   app.add_option("--events", s.events,
                  "Events in part 1's log (env ENGRAM_BENCH_AUDIT_EVENTS; e.g. 200000 for a "
@@ -1244,7 +1408,8 @@ int run(int argc, char** argv) {
   app.add_option("--dir", dir,
                  "Where the scratch directory goes, a real disk (default: $ENGRAM_BENCH_DIR, "
                  "else /tmp)");
-  app.add_flag("!--no-nice-run", s.nice_run, "Part 2 without run (c), the auditor at nice 19");
+  app.add_flag("!--no-normal-run", s.normal_run,
+               "Part 2 without run (c), the auditor at normal priority");
   app.add_flag("--keep", s.keep, "Keep the scratch directory (its log/ can be --reuse'd)");
   app.add_option("--reuse", reuse,
                  "Part 1 uses this log directory (e.g. a kept scratch's log/) instead of "
@@ -1256,16 +1421,21 @@ int run(int argc, char** argv) {
       ->group("");
   app.add_option("--secondary", secondary, "(internal) the auditor's secondary directory")
       ->group("");
-  app.add_option("--nice", auditor_nice, "(internal) the auditor's nice value")->group("");
+  app.add_option("--priority", auditor_priority,
+                 "(internal) the auditor's scheduling: idle or normal")
+      ->check(CLI::IsMember({"idle", "normal"}))
+      ->group("");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   if (s.verify_threads.empty()) fail("--verify-threads needs at least one number");
+  s.verify_threads = dedupe(s.verify_threads);
   if (!auditor.empty()) {
     if (secondary.empty()) fail("--auditor needs --secondary");
-    return run_auditor(auditor, secondary, auditor_nice);
+    return run_auditor(auditor, secondary,
+                       auditor_priority == "idle" ? Priority::idle : Priority::normal);
   }
 
   if (dir.empty()) {
