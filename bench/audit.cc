@@ -10,9 +10,9 @@
 //    - the raw read: Log::read_all from position 1 to the head in pages of
 //      max_read_count (10,000), which decodes and FlatBuffers-verifies every
 //      envelope: the sequential pass every reader pays, and the limit;
-//    - Log::verify(1, head) with the hashing threads `engram audit verify`
-//      uses by default, max(1, cores - 1) (the reading thread and the stream
-//      index scan fill one core), then with 2, 1 and 0 (hashing inline) to
+//    - Log::verify(1, head) with the worker threads `engram audit verify`
+//      uses by default, one per core (each reads and checks its own chunks
+//      of the log), then with 2, 1 and 0 (checking on the calling thread) to
 //      show the scaling.
 //    Target: verify (the CLI's default threads) >= 70% of the read rate.
 // 2. Appends during an audit. A writable Log (writer_spin_ns = 0, as
@@ -102,12 +102,10 @@ constexpr size_t kStreams = 1000;
 constexpr size_t kPayloadPool = 256;  // distinct payloads per builder thread
 constexpr size_t kMemoBytes = 96;     // makes a payload of ~150 bytes
 
-// `engram audit verify`'s default number of hashing threads (AuditFlags in
-// tools/engram/cmd_audit.cc): the reading thread and the stream index scan
-// fill one core, the hashers get the rest. The run the target is about.
+// `engram audit verify`'s default number of worker threads (AuditFlags in
+// tools/engram/cmd_audit.cc): one per core. The run the target is about.
 size_t cli_verify_threads() {
-  const unsigned cores = std::thread::hardware_concurrency();
-  return std::max<size_t>(1, cores > 0 ? cores - 1 : 0);
+  return std::max<size_t>(1, std::thread::hardware_concurrency());
 }
 
 // Each count once, in the order first given.
@@ -140,7 +138,7 @@ struct Settings {
   double seconds = 10;
   int repeats = 3;
   std::string only = "all";  // all | verify | live
-  // Log::verify's hashing threads, one verify pass each per repeat.
+  // Log::verify's worker threads, one verify pass each per repeat.
   std::vector<size_t> verify_threads = default_verify_threads();
   fs::path base_dir;
   fs::path reuse;  // a log directory built earlier: part 1 skips the build
@@ -1133,13 +1131,13 @@ std::string render_verify(const VerifyReportData& d) {
     const auto v = each(d.verifies[k], [](const VerifyRun& r) { return r.pass.events_per_second; });
     const double ratio = median(v) / read;
     const bool is_default = d.threads[k] == cli_verify_threads();
-    const std::string threads = d.threads[k] == 0 ? std::string("hashing inline (threads = 0)")
-                                : d.threads[k] == 1
-                                    ? std::string("1 hashing thread")
-                                    : fmt::format("{} hashing threads", d.threads[k]);
+    const std::string threads =
+        d.threads[k] == 0   ? std::string("on the calling thread (threads = 0)")
+        : d.threads[k] == 1 ? std::string("1 worker thread")
+                            : fmt::format("{} worker threads", d.threads[k]);
     out += fmt::format(
         "| verify, {}{} | {} | {} | {:.3f} | {} | {} | {} / {} |\n", threads,
-        is_default ? " (`engram audit verify`'s default: cores - 1)" : "", rate(median(v)),
+        is_default ? " (`engram audit verify`'s default: one per core)" : "", rate(median(v)),
         rate(read), ratio,
         is_default ? fmt::format(">= {:.2f}", kTargetVerifyVsRead) : std::string("(scaling)"),
         is_default ? verdict(ratio >= kTargetVerifyVsRead) : std::string(), list(v, rate),
@@ -1326,8 +1324,8 @@ std::string render_header(const Settings& s, const std::string& fs_type, double 
       "then {} repeat(s) of: the raw read (Log::read_all from 1 to the head in pages of "
       "max_read_count = 10,000; each envelope is copied out of RocksDB, FlatBuffers-verified and "
       "decoded; every event's type and payload touched), then Log::verify(1, head) with each of "
-      "{} hashing threads ({} is `engram audit verify`'s default, max(1, cores - 1), and the "
-      "target is about it; 0 hashes on the reading thread). Warm page cache; the ratio is the "
+      "{} worker threads ({} is `engram audit verify`'s default, one per core, and the "
+      "target is about it; 0 checks on the calling thread). Warm page cache; the ratio is the "
       "verify median over the read median\n",
       kBuildThreads, kEventsPerBuildAppend, kStreams, s.repeats, fmt::join(s.verify_threads, ", "),
       cli_verify_threads());
@@ -1347,8 +1345,8 @@ std::string render_header(const Settings& s, const std::string& fs_type, double 
       "repeat, each variant gets --seconds of slices; {} repeat(s). Short interleaved slices "
       "keep other work on the machine from favouring one variant\n",
       kLiveThreads, std::chrono::duration<double>(kLiveWarmup).count(),
-      cli_verify_threads() == 1 ? std::string("1 hashing thread")
-                                : fmt::format("{} hashing threads", cli_verify_threads()),
+      cli_verify_threads() == 1 ? std::string("1 worker thread")
+                                : fmt::format("{} worker threads", cli_verify_threads()),
       kAuditorStreamReads, kAuditorStreamReadCount,
       s.normal_run ? std::string(", the other at normal priority (SCHED_OTHER, nice 0, as "
                                  "the CLI runs with ENGRAM_AUDIT_PRIORITY=normal)")
@@ -1401,7 +1399,7 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"all", "verify", "live"}))
       ->capture_default_str();
   app.add_option("--verify-threads", s.verify_threads,
-                 "Log::verify hashing threads to measure, one pass each per repeat")
+                 "Log::verify worker threads to measure, one pass each per repeat")
       ->delimiter(',')
       ->check(CLI::Range(size_t{0}, size_t{16}))
       ->capture_default_str();
