@@ -26,7 +26,6 @@
 #include <rocksdb/version.h>
 #include <rocksdb/write_batch.h>
 #include <stdlib.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,7 +54,6 @@
 
 #include "bench/report.h"
 #include "core/log.h"
-
 
 namespace {
 
@@ -89,14 +87,6 @@ struct Settings {
   bool base_dir_created = false;  // we made it, so we remove it when empty
 };
 
-[[noreturn]] void fail(const std::string& what) {
-  throw std::runtime_error(what);
-}
-
-std::string errno_text(const char* what) {
-  return fmt::format("{}: {}", what, std::strerror(errno));
-}
-
 double env_number(const char* name, double fallback) {
   const char* text = std::getenv(name);
   if (text == nullptr || *text == '\0') return fallback;
@@ -106,28 +96,6 @@ double env_number(const char* name, double fallback) {
     fail(fmt::format("{}='{}' is not a positive number", name, text));
   return v;
 }
-
-// A fresh directory under the benchmark's base directory, removed with
-// everything in it when the object goes away.
-class ScratchDir {
- public:
-  ScratchDir(const fs::path& base, std::string_view label) {
-    std::string tmpl = (base / fmt::format("{}-XXXXXX", label)).string();
-    if (mkdtemp(tmpl.data()) == nullptr) fail(errno_text(("mkdtemp " + tmpl).c_str()));
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // One measured run: how many units (events, or fdatasyncs for the floor) per
 // second, and the latency of one call.
@@ -141,14 +109,6 @@ struct Sample {
 // One durable operation as a worker performs it: empty on success, otherwise
 // what went wrong. Each worker owns its own, with its own state.
 using Operation = std::function<std::string()>;
-
-double percentile_ms(const std::vector<int64_t>& sorted_ns, double q) {
-  if (sorted_ns.empty()) return 0;
-  // Nearest rank: the smallest sample with at least q of all samples at or below it.
-  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted_ns.size())));
-  const size_t index = std::clamp<size_t>(rank, 1, sorted_ns.size()) - 1;
-  return static_cast<double>(sorted_ns[index]) / 1e6;
-}
 
 // Throughput and latency percentiles from per-worker call latencies; the
 // window runs from `start` to the last completion.
@@ -487,7 +447,7 @@ Sample run_fdatasync_floor(const Settings& settings) {
   ScratchDir dir(settings.base_dir, "floor");
   const std::string path = (dir.path() / "floor").string();
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) fail(errno_text(("open " + path).c_str()));
+  if (fd < 0) fail(errno_text("open " + path));
   const std::string block(kFloorWriteBytes, 'x');
   auto make_op = [fd, &block](int /*thread*/) -> Operation {
     return [fd, &block]() -> std::string {
@@ -515,13 +475,6 @@ double median_of(const std::vector<T>& samples, F field) {
   v.reserve(samples.size());
   for (const T& s : samples) v.push_back(field(s));
   return median(std::move(v));
-}
-
-std::string ms(double v) {
-  return fmt::format("{:.3f}", v);
-}
-std::string met(bool ok) {
-  return ok ? "met" : "**not met**";
 }
 
 struct Row {
@@ -585,7 +538,7 @@ std::string render_results(const std::vector<Row>& rows, const Sample& floor) {
     out += fmt::format(
         "- 1 appender, 1 event/append: engram p50 latency / fdatasync p50 latency = "
         "{:.2f} (target <= {:.1f}): {}\n",
-        ratio, kTargetVsFloor, met(ratio <= kTargetVsFloor));
+        ratio, kTargetVsFloor, verdict(ratio <= kTargetVsFloor));
   }
   if (const Row* many = find(64, 1)) {
     const double rate = many->engram_rate();
@@ -593,13 +546,13 @@ std::string render_results(const std::vector<Row>& rows, const Sample& floor) {
     const double vs = rate / many->rocksdb_rate();
     out += fmt::format("- 64 appenders, 1 event/append: {} durable events/s (target >= {}): {}\n",
                        with_commas(rate), with_commas(kTargetEventsPerSecond),
-                       met(rate >= kTargetEventsPerSecond));
+                       verdict(rate >= kTargetEventsPerSecond));
     out += fmt::format("- 64 appenders, 1 event/append: p99 {} ms (target < {:.0f} ms): {}\n",
-                       ms(p99), kTargetP99Ms, met(p99 < kTargetP99Ms));
+                       ms(p99), kTargetP99Ms, verdict(p99 < kTargetP99Ms));
     out += fmt::format(
         "- 64 appenders, 1 event/append: {:.2f}x raw RocksDB sync Put with the same threads "
         "(target: several times, taken as >= {:.0f}x): {}\n",
-        vs, kTargetVsRocksdb, met(vs >= kTargetVsRocksdb));
+        vs, kTargetVsRocksdb, verdict(vs >= kTargetVsRocksdb));
   }
   if (const Row* async = find(64, 1, true)) {
     const double rate = async->engram_rate();
@@ -609,7 +562,7 @@ std::string render_results(const std::vector<Row>& rows, const Sample& floor) {
         "events/s (target >= {}): {}; p99 {} ms (target < {:.0f} ms): {}; {:.2f}x raw RocksDB "
         "with 64 threads\n",
         kSubmitters, with_commas(rate), with_commas(kTargetEventsPerSecond),
-        met(rate >= kTargetEventsPerSecond), ms(p99), kTargetP99Ms, met(p99 < kTargetP99Ms),
+        verdict(rate >= kTargetEventsPerSecond), ms(p99), kTargetP99Ms, verdict(p99 < kTargetP99Ms),
         rate / async->rocksdb_rate());
   }
 
@@ -637,14 +590,11 @@ std::string render_results(const std::vector<Row>& rows, const Sample& floor) {
 }
 
 std::string render_header(const Settings& settings, const std::string& fs_type) {
-  utsname u{};
-  const std::string kernel =
-      uname(&u) == 0 ? fmt::format("{} {}", u.sysname, u.release) : "unknown";
   std::string h;
   h += "# Append benchmark\n\n";
   h += fmt::format("Generated {} by `engram_bench_append` (bench/append.cc).\n\n", utc_now());
   h += fmt::format("- Machine: {} cores (`nproc`), {}, {}\n", std::thread::hardware_concurrency(),
-                   cpu_model(), kernel);
+                   cpu_model(), kernel_version());
   h += fmt::format(
       "- Scratch directories: {} ({}); every configuration gets a fresh store in a "
       "fresh directory, removed afterwards\n",
@@ -704,14 +654,8 @@ int run(int argc, char** argv) {
   settings.seconds = env_number("ENGRAM_BENCH_SECONDS", settings.seconds);
   settings.repeats = static_cast<int>(env_number("ENGRAM_BENCH_REPEATS", settings.repeats));
   if (settings.repeats < 1) fail("ENGRAM_BENCH_REPEATS must be at least 1");
-  const char* base = std::getenv("ENGRAM_BENCH_DIR");
   settings.base_dir =
-      base != nullptr && *base != '\0' ? fs::path(base) : fs::path(ENGRAM_BENCH_DEFAULT_DIR);
-  if (!fs::exists(settings.base_dir)) {
-    fs::create_directories(settings.base_dir);
-    settings.base_dir_created = true;
-  }
-  settings.base_dir = fs::canonical(settings.base_dir);
+      scratch_base(std::string(), ENGRAM_BENCH_DEFAULT_DIR, &settings.base_dir_created);
   const std::string fs_type = filesystem_type(settings.base_dir);
   if (fs_type == "tmpfs") {
     std::cerr << "warning: " << settings.base_dir << " is tmpfs: fsync is free there, so these "
@@ -778,29 +722,16 @@ int run(int argc, char** argv) {
     }
     rows.push_back(std::move(row));
   }
-  if (settings.base_dir_created) {
-    std::error_code ec;
-    fs::remove(settings.base_dir, ec);  // only if empty
-  }
+  remove_if_created(settings.base_dir, settings.base_dir_created);
 
   const std::string results = render_results(rows, floor);
   std::cout << results << std::flush;
-  if (settings.out.has_parent_path()) fs::create_directories(settings.out.parent_path());
-  std::ofstream file(settings.out);
-  file << render_header(settings, fs_type) << results;
-  file.close();
-  if (!file) fail("cannot write " + settings.out.string());
-  std::cerr << "wrote " << settings.out.string() << "\n";
+  write_report(settings.out, render_header(settings, fs_type) + results);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "engram_bench_append: " << e.what() << "\n";
-    return 1;
-  }
+  return engram::bench::run_main("engram_bench_append", run, argc, argv);
 }

@@ -43,8 +43,6 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,7 +57,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -149,30 +146,6 @@ struct Settings {
   fs::path self;  // this binary, re-executed as the auditor
 };
 
-[[noreturn]] void fail(const std::string& what) {
-  throw std::runtime_error(what);
-}
-
-std::string errno_text(const std::string& what) {
-  return fmt::format("{}: {}", what, std::strerror(errno));
-}
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// CPU seconds this process has used (all threads, user + system). On cores
-// other work shares, events per CPU second say what the code costs while
-// events per wall second say what it got.
-double process_cpu_seconds() {
-  rusage u{};
-  if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
-  auto secs = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-  };
-  return secs(u.ru_utime) + secs(u.ru_stime);
-}
-
 uint64_t env_count(const char* name, uint64_t fallback) {
   const char* text = std::getenv(name);
   if (text == nullptr || *text == '\0') return fallback;
@@ -187,29 +160,6 @@ uint64_t env_count(const char* name, uint64_t fallback) {
 std::string stream_name(size_t i) {
   return fmt::format("account-{:04}", i % kStreams);
 }
-
-// A fresh directory under the base directory; removed with everything in it
-// when the object goes away, unless kept.
-class ScratchDir {
- public:
-  ScratchDir(const fs::path& base, std::string_view label, bool keep) : keep_(keep) {
-    std::string tmpl = (base / fmt::format("{}-XXXXXX", label)).string();
-    if (mkdtemp(tmpl.data()) == nullptr) fail(errno_text("mkdtemp " + tmpl));
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    if (keep_) return;
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-  bool keep_;
-};
 
 std::unique_ptr<core::Log> open_log(const fs::path& dir, const core::LogOptions& options) {
   auto opened = core::Log::open(dir, options);
@@ -357,38 +307,8 @@ BuildInfo build_log(const fs::path& dir, uint64_t count, std::string_view label)
 // ---------------------------------------------------------------------------
 // 1. Verify vs a plain sequential read.
 
-struct PassRun {
-  double events_per_second = 0;
-  double seconds = 0;
-  double cpu_seconds = 0;
-};
-
-// The whole log through read_all in the largest pages it allows, touching
-// every event's type and payload.
-PassRun run_read(const core::Log& log, uint64_t head) {
-  const size_t page = core::LogOptions{}.max_read_count;
-  const double cpu0 = process_cpu_seconds();
-  const Clock::time_point t0 = Clock::now();
-  uint64_t seen = 0;
-  uint64_t touched = 0;
-  core::Position from(1);
-  while (from.value() <= head) {
-    auto events = log.read_all(from, page);
-    if (!events) fail("reading the log: " + events.error().to_string());
-    if (events->empty()) fail(fmt::format("read_all({}) came back empty", from.value()));
-    for (const core::RecordedEvent& e : *events) {
-      touched += e.type().size() + e.payload().size();
-      ++seen;
-    }
-    from = events->back().position().next();
-  }
-  PassRun r;
-  r.seconds = seconds_since(t0);
-  r.cpu_seconds = process_cpu_seconds() - cpu0;
-  if (seen != head || touched == 0) fail("the read did not see every event");
-  r.events_per_second = static_cast<double>(seen) / r.seconds;
-  return r;
-}
+// The raw read is bench/report.h's run_read: read_all from 1 to the head
+// in the largest pages it allows, touching every event's type and payload.
 
 struct VerifyRun {
   PassRun pass;
@@ -819,13 +739,6 @@ class Auditor {
   size_t max_threads_ = 0;
 };
 
-// Nearest rank: the smallest sample with at least q of all samples at or below it.
-double percentile_ms(const std::vector<int64_t>& sorted_ns, double q) {
-  if (sorted_ns.empty()) return 0;
-  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted_ns.size())));
-  return static_cast<double>(sorted_ns[std::clamp<size_t>(rank, 1, sorted_ns.size()) - 1]) / 1e6;
-}
-
 // One variant's slices within one repeat.
 struct LiveRun {
   double appends_per_second = 0;
@@ -1088,32 +1001,11 @@ LiveReportData measure_live(const Settings& s, const fs::path& scratch) {
 // ---------------------------------------------------------------------------
 // Report.
 
-template <typename Run, typename F>
-std::vector<double> each(const std::vector<Run>& runs, F f) {
-  std::vector<double> out;
-  for (const Run& r : runs) out.push_back(f(r));
-  return out;
-}
-
-std::string list(const std::vector<double>& v, const std::function<std::string(double)>& one) {
-  std::string out;
-  for (double x : v) out += (out.empty() ? "" : ", ") + one(x);
-  return out;
-}
-
-std::string verdict(bool met) {
-  return met ? "met" : "**not met**";
-}
-
 std::string rate(double v) {
   return with_commas(v);
 }
 
 std::string ratio3(double v) {
-  return fmt::format("{:.3f}", v);
-}
-
-std::string ms3(double v) {
   return fmt::format("{:.3f}", v);
 }
 
@@ -1240,11 +1132,11 @@ std::string render_live(const LiveReportData& d) {
         rate(median(a)), ratio, targeted ? fmt::format(">= {:.2f}", kTargetAppendsWithAudit) : "",
         targeted ? verdict(ratio >= kTargetAppendsWithAudit) : "", list(b, rate), list(a, rate));
     out += fmt::format("| {}: append p50 (ms) | {} | {} | {:.3f} | | | {} / {} |\n", name,
-                       ms3(median(b50)), ms3(median(a50)), median(b50) / median(a50),
-                       list(b50, ms3), list(a50, ms3));
+                       ms(median(b50)), ms(median(a50)), median(b50) / median(a50), list(b50, ms),
+                       list(a50, ms));
     out += fmt::format("| {}: append p99 (ms) | {} | {} | {:.3f} | | | {} / {} |\n", name,
-                       ms3(median(b99)), ms3(median(a99)), median(b99) / median(a99),
-                       list(b99, ms3), list(a99, ms3));
+                       ms(median(b99)), ms(median(a99)), median(b99) / median(a99), list(b99, ms),
+                       list(a99, ms));
   }
   out += "\nPer-repeat ratios to (a) in the same repeat:";
   for (const Variant v : d.variants) {
@@ -1266,7 +1158,7 @@ std::string render_live(const LiveReportData& d) {
           " {}: {} appends in {:.1f} s, {} appends/s, p50 {} / p99 {} ms, {:.1f} events per "
           "fsync, a WAL fsync took {:.2f} ms on average, the appending process used {:.2f} cores",
           variant_name(v), with_commas(static_cast<double>(r.appends)), r.measured_s,
-          rate(r.appends_per_second), ms3(r.p50_ms), ms3(r.p99_ms), r.events_per_fsync, r.fsync_ms,
+          rate(r.appends_per_second), ms(r.p50_ms), ms(r.p99_ms), r.events_per_fsync, r.fsync_ms,
           r.cpu_share);
       if (v != Variant::alone) {
         out += fmt::format(
@@ -1300,8 +1192,6 @@ std::string render_live(const LiveReportData& d) {
 
 // run_seconds < 0: not known yet (the copy printed before the runs).
 std::string render_header(const Settings& s, const std::string& fs_type, double run_seconds) {
-  utsname u{};
-  const std::string kernel = uname(&u) == 0 ? fmt::format("{} {}", u.sysname, u.release) : "?";
   std::string h;
   h += "# Audit benchmark\n\n";
   h += fmt::format("Generated {} by `engram_bench_audit` (bench/audit.cc).\n\n", utc_now());
@@ -1310,7 +1200,7 @@ std::string render_header(const Settings& s, const std::string& fs_type, double 
   h += fmt::format(
       "- Machine: {} cores (`nproc`), {}, {}; load averages per part below. The cores may be "
       "shared with other work, so the figures are lower bounds; the CPU seconds are steadier\n",
-      std::thread::hardware_concurrency(), cpu_model(), kernel);
+      std::thread::hardware_concurrency(), cpu_model(), kernel_version());
   h += fmt::format("- Scratch: {} ({}){}\n", s.base_dir.string(), fs_type,
                    s.keep ? ", kept" : ", removed afterwards");
   h += fmt::format("- Build: {}; RocksDB {}.{}.{}; allocator: {}\n", ENGRAM_BENCH_BUILD_TYPE,
@@ -1368,7 +1258,7 @@ fs::path self_path(const char* argv0) {
 int run(int argc, char** argv) {
   const Clock::time_point t_start = Clock::now();
   Settings s;
-  for (int i = 0; i < argc; ++i) s.command_line += (i ? " " : "") + std::string(argv[i]);
+  s.command_line = command_line(argc, argv);
   s.self = self_path(argv[0]);
   s.events = env_count("ENGRAM_BENCH_AUDIT_EVENTS", s.events);
   s.live_base = env_count("ENGRAM_BENCH_AUDIT_LIVE_BASE", s.live_base);
@@ -1423,11 +1313,7 @@ int run(int argc, char** argv) {
                  "(internal) the auditor's scheduling: idle or normal")
       ->check(CLI::IsMember({"idle", "normal"}))
       ->group("");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  CLI11_PARSE(app, argc, argv);
   if (s.verify_threads.empty()) fail("--verify-threads needs at least one number");
   s.verify_threads = dedupe(s.verify_threads);
   if (!auditor.empty()) {
@@ -1436,13 +1322,7 @@ int run(int argc, char** argv) {
                        auditor_priority == "idle" ? Priority::idle : Priority::normal);
   }
 
-  if (dir.empty()) {
-    const char* env = std::getenv("ENGRAM_BENCH_DIR");
-    dir = env != nullptr && *env != '\0' ? env : "/tmp";
-  }
-  s.base_dir = dir;
-  fs::create_directories(s.base_dir);
-  s.base_dir = fs::canonical(s.base_dir);
+  s.base_dir = scratch_base(dir, "/tmp");
   if (!reuse.empty()) {
     s.reuse = fs::canonical(reuse);
   }
@@ -1473,24 +1353,12 @@ int run(int argc, char** argv) {
   const double run_seconds = seconds_since(t_start);
   const std::string header = render_header(s, fs_type, run_seconds);
   std::cout << tables << fmt::format("\nRun time: {:.1f} min.\n", run_seconds / 60) << std::flush;
-  if (!s.out.empty()) {
-    if (s.out.has_parent_path()) fs::create_directories(s.out.parent_path());
-    std::ofstream file(s.out);
-    file << header << tables;
-    file.close();
-    if (!file) fail("cannot write " + s.out.string());
-    std::cerr << "wrote " << s.out.string() << "\n";
-  }
+  if (!s.out.empty()) write_report(s.out, header + tables);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "engram_bench_audit: " << e.what() << "\n";
-    return 1;
-  }
+  return engram::bench::run_main("engram_bench_audit", run, argc, argv);
 }

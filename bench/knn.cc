@@ -55,8 +55,6 @@
 #include <fmt/format.h>
 #include <rocksdb/version.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,7 +103,6 @@
 #include "schemas/domain/memory_seal.h"
 #include "schemas/payload.h"
 #include "tests/support/http_client.h"
-
 
 namespace {
 
@@ -197,28 +194,12 @@ struct Settings {
   std::string command_line;
 };
 
-[[noreturn]] void fail(const std::string& what) {
-  throw std::runtime_error(what);
-}
-
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
 int64_t ns_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
-}
-
-// CPU seconds this process has used (all threads, user + system): on cores
-// other work shares, CPU seconds say what the code costs while wall seconds
-// say what it got.
-double process_cpu_seconds() {
-  rusage u{};
-  if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
-  auto secs = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-  };
-  return secs(u.ru_utime) + secs(u.ru_stime);
 }
 
 // A line of /proc/self/status in GiB ("VmRSS", "VmHWM").
@@ -247,41 +228,10 @@ int64_t unix_ms_now() {
       .count();
 }
 
-// A fresh directory under the benchmark's base directory, removed with
-// everything in it when the object goes away.
-class ScratchDir {
- public:
-  ScratchDir(const fs::path& base, std::string_view label) {
-    std::string tmpl = (base / fmt::format("{}-XXXXXX", label)).string();
-    if (mkdtemp(tmpl.data()) == nullptr) fail("mkdtemp " + tmpl + ": " + std::strerror(errno));
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-// Nearest rank: the smallest sample with at least q of all samples at or below it.
+// bench/report.h's percentile_ms of samples in any order: sorts a copy.
 double percentile_ms(std::vector<int64_t> ns, double q) {
-  if (ns.empty()) return 0;
   std::sort(ns.begin(), ns.end());
-  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(ns.size())));
-  return static_cast<double>(ns[std::clamp<size_t>(rank, 1, ns.size()) - 1]) / 1e6;
-}
-
-std::string ms(double v) {
-  return fmt::format("{:.3f}", v);
-}
-
-std::string met(bool ok) {
-  return ok ? "met" : "**not met**";
+  return engram::bench::percentile_ms(ns, q);
 }
 
 void normalise(float* v, size_t n) {
@@ -1005,7 +955,7 @@ std::string render_table(const Results& r) {
       "| recall@10, HTTP API | {:.4f} | target >= {:.2f}; direct FAISS {:.4f} | "
       "{:.3f}x | {} |\n",
       r.recall_api, kTargetRecall, r.recall_direct, r.recall_api / r.recall_direct,
-      met(r.recall_api >= kTargetRecall));
+      verdict(r.recall_api >= kTargetRecall));
   t += fmt::format(
       "| recall@10, the model's index alone (by similarity) | {:.4f} | direct FAISS "
       "{:.4f} | {:.3f}x | info |\n",
@@ -1015,12 +965,12 @@ std::string render_table(const Results& r) {
   t += fmt::format("| search p50, HTTP API | {} ms | direct FAISS k=10 {} ms | {:.2f}x | info |\n",
                    ms(api50), ms(d50), api50 / d50);
   t += fmt::format("| search p99, HTTP API | {} ms | target < {:.0f} ms | | {} |\n", ms(api99),
-                   kTargetApiP99Ms, met(api99 < kTargetApiP99Ms));
+                   kTargetApiP99Ms, verdict(api99 < kTargetApiP99Ms));
   t += fmt::format(
       "| search p99, HTTP API vs direct FAISS | {} ms | direct FAISS k=10 {} ms; "
       "target <= {:.0f}x | {:.2f}x | {} |\n",
       ms(api99), ms(d99), kTargetApiVsDirectP99, api99 / d99,
-      met(api99 / d99 <= kTargetApiVsDirectP99));
+      verdict(api99 / d99 <= kTargetApiVsDirectP99));
   t += fmt::format(
       "| search p99, model in-process (no HTTP) | {} ms | direct FAISS k=200 {} ms | "
       "{:.2f}x | info |\n",
@@ -1227,9 +1177,6 @@ std::string render_details(const Settings& s, const Results& r) {
 
 std::string render_header(const Settings& s, const Results& r, const std::string& fs_type,
                           const std::string& load_at_start) {
-  utsname u{};
-  const std::string kernel =
-      uname(&u) == 0 ? fmt::format("{} {}", u.sysname, u.release) : "unknown";
   std::string h;
   h += "# Memory search benchmark (kNN)\n\n";
   h += fmt::format("Generated {} by `engram_bench_knn` (bench/knn.cc).\n\n", utc_now());
@@ -1237,7 +1184,7 @@ std::string render_header(const Settings& s, const Results& r, const std::string
   h += fmt::format(
       "- Machine: {} cores (`nproc`), {}, {}; load average at the start {} (the "
       "cores are shared with other work)\n",
-      std::thread::hardware_concurrency(), cpu_model(), kernel, load_at_start);
+      std::thread::hardware_concurrency(), cpu_model(), kernel_version(), load_at_start);
   h += fmt::format("- Build: {}; RocksDB {}.{}.{}; FAISS {}.{}.{}\n", ENGRAM_BENCH_BUILD_TYPE,
                    ROCKSDB_MAJOR, ROCKSDB_MINOR, ROCKSDB_PATCH, FAISS_VERSION_MAJOR,
                    FAISS_VERSION_MINOR, FAISS_VERSION_PATCH);
@@ -1309,7 +1256,7 @@ std::string render_header(const Settings& s, const Results& r, const std::string
 
 int run(int argc, char** argv) {
   Settings s;
-  for (int i = 0; i < argc; ++i) s.command_line += (i ? " " : "") + std::string(argv[i]);
+  s.command_line = command_line(argc, argv);
   std::string dir;
   CLI::App app{
       "Memory search: recall@10 and latency via the HTTP API and FAISS, index build "
@@ -1340,23 +1287,10 @@ int run(int argc, char** argv) {
                  "tree's bench-tmp)");
   app.add_option("--out", s.out, "Where the markdown report goes; empty: nowhere")
       ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  CLI11_PARSE(app, argc, argv);
   if (s.bus_memories + s.bus_probe >= s.vectors)
     fail("--bus-memories + --bus-probe must be < --vectors");
-  if (dir.empty()) {
-    const char* env = std::getenv("ENGRAM_BENCH_DIR");
-    dir = env != nullptr && *env != '\0' ? env : ENGRAM_BENCH_DEFAULT_DIR;
-  }
-  s.base_dir = dir;
-  if (!fs::exists(s.base_dir)) {
-    fs::create_directories(s.base_dir);
-    s.base_dir_created = true;
-  }
-  s.base_dir = fs::canonical(s.base_dir);
+  s.base_dir = scratch_base(dir, ENGRAM_BENCH_DEFAULT_DIR, &s.base_dir_created);
   const std::string fs_type = filesystem_type(s.base_dir);
   const std::string load_at_start = load_average();
   std::cerr << fmt::format("scratch in {} ({}); load average {}\n", s.base_dir.string(), fs_type,
@@ -1555,20 +1489,12 @@ int run(int argc, char** argv) {
   r.recall_model_index = recall_at_k(r.search.model_by_similarity, gt_ids, s.queries);
   r.peak_rss_gib = status_gib("VmHWM");
 
-  if (s.base_dir_created) {
-    std::error_code ec;
-    fs::remove(s.base_dir, ec);  // only if empty
-  }
+  remove_if_created(s.base_dir, s.base_dir_created);
   const std::string table = render_table(r);
   const std::string details = render_details(s, r);
   std::cout << table << details << std::flush;
   if (!s.out.empty()) {
-    if (s.out.has_parent_path()) fs::create_directories(s.out.parent_path());
-    std::ofstream file(s.out);
-    file << render_header(s, r, fs_type, load_at_start) << table << details;
-    file.close();
-    if (!file) fail("cannot write " + s.out.string());
-    std::cerr << "wrote " << s.out.string() << "\n";
+    write_report(s.out, render_header(s, r, fs_type, load_at_start) + table + details);
   }
   return 0;
 }
@@ -1576,10 +1502,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "engram_bench_knn: " << e.what() << "\n";
-    return 1;
-  }
+  return engram::bench::run_main("engram_bench_knn", run, argc, argv);
 }

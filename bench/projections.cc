@@ -28,8 +28,6 @@
 #include <fmt/format.h>
 #include <rocksdb/version.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <sys/utsname.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -116,55 +114,9 @@ struct Settings {
   std::string command_line;
 };
 
-[[noreturn]] void fail(const std::string& what) {
-  throw std::runtime_error(what);
-}
-
-// CPU seconds this process has used (all threads, user + system). On a
-// machine whose cores other work shares, events per CPU second says what the
-// code costs while events per wall second says what it got.
-double process_cpu_seconds() {
-  rusage u{};
-  if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
-  auto secs = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-  };
-  return secs(u.ru_utime) + secs(u.ru_stime);
-}
-
 int64_t ns_since(Clock::time_point t0, Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t - t0).count();
 }
-
-// Nearest rank: the smallest sample with at least q of all samples at or below it.
-double percentile(const std::vector<int64_t>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted.size())));
-  return static_cast<double>(sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1]);
-}
-
-// A fresh directory under the benchmark's base directory, removed with
-// everything in it when the object goes away.
-class ScratchDir {
- public:
-  ScratchDir(const fs::path& base, std::string_view label) {
-    std::string tmpl = (base / fmt::format("{}-XXXXXX", label)).string();
-    if (mkdtemp(tmpl.data()) == nullptr) {
-      fail(fmt::format("mkdtemp {}: {}", tmpl, std::strerror(errno)));
-    }
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::unique_ptr<core::Log> open_log(const fs::path& dir) {
   auto opened = core::Log::open(dir);  // default LogOptions: what `engram serve` starts from
@@ -549,13 +501,13 @@ LagRun run_lag(const Settings& settings, int rep) {
   std::sort(from_submit.begin(), from_submit.end());
   std::sort(late.begin(), late.end());
   out.measured_events = measured_events;
-  out.p50_ack_ms = percentile(from_ack, 0.50) / 1e6;
-  out.p99_ack_ms = percentile(from_ack, 0.99) / 1e6;
+  out.p50_ack_ms = percentile_ms(from_ack, 0.50);
+  out.p99_ack_ms = percentile_ms(from_ack, 0.99);
   out.max_ack_ms = static_cast<double>(from_ack.back()) / 1e6;
-  out.p50_submit_ms = percentile(from_submit, 0.50) / 1e6;
-  out.p99_submit_ms = percentile(from_submit, 0.99) / 1e6;
+  out.p50_submit_ms = percentile_ms(from_submit, 0.50);
+  out.p99_submit_ms = percentile_ms(from_submit, 0.99);
   out.max_submit_ms = static_cast<double>(from_submit.back()) / 1e6;
-  out.late_p99_ms = percentile(late, 0.99) / 1e6;
+  out.late_p99_ms = percentile_ms(late, 0.99);
   out.late_max_ms = static_cast<double>(late.back()) / 1e6;
   out.negative_share = static_cast<double>(negative) / static_cast<double>(measured_events);
   const double window_s = static_cast<double>(last_ack - sched_ns[warm_events]) / 1e9;
@@ -651,38 +603,10 @@ LoadInfo load_log(core::Log& log, uint64_t count) {
   return info;
 }
 
-struct ReadRun {
-  double events_per_second = 0;
-  double seconds = 0;
-  double cpu_seconds = 0;  // the process's, during the read
-};
-
-// The whole log through read_all in the largest batches it allows, touching
-// every event's type and payload: the floor any projection pays to see the
-// events, and the peer of the rebuild.
-ReadRun run_read(const core::Log& log, uint64_t head, size_t batch_events) {
-  const double cpu0 = process_cpu_seconds();
-  const Clock::time_point t0 = Clock::now();
-  uint64_t seen = 0;
-  uint64_t touched_bytes = 0;
-  core::Position from(1);
-  while (from.value() <= head) {
-    auto events = log.read_all(from, batch_events);
-    if (!events) fail("reading the log: " + events.error().to_string());
-    if (events->empty()) fail(fmt::format("read_all({}) came back empty", from.value()));
-    for (const core::RecordedEvent& e : *events) {
-      touched_bytes += e.type().size() + e.payload().size();
-      ++seen;
-    }
-    from = events->back().position().next();
-  }
-  ReadRun r;
-  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  r.cpu_seconds = process_cpu_seconds() - cpu0;
-  if (seen != head || touched_bytes == 0) fail("the read did not see every event");
-  r.events_per_second = static_cast<double>(seen) / r.seconds;
-  return r;
-}
+// The raw read, the floor any projection pays to see the events and the
+// peer of the rebuild, is bench/report.h's run_read: the whole log through
+// read_all in the largest batches it allows, touching every event's type and
+// payload.
 
 struct BuildRun {
   double events_per_second = 0;
@@ -728,33 +652,12 @@ BuildRun run_build(core::Log& log, uint64_t head, int rep) {
 // ---------------------------------------------------------------------------
 // Report.
 
-std::string ms(double v) {
-  return fmt::format("{:.3f}", v);
-}
-
-std::string verdict(bool met) {
-  return met ? "met" : "**not met**";
-}
-
 struct Report {
   std::vector<LagRun> lag;
   LoadInfo load;
-  std::vector<ReadRun> reads;
+  std::vector<PassRun> reads;
   std::vector<BuildRun> builds;
 };
-
-template <typename Run, typename F>
-std::vector<double> each(const std::vector<Run>& runs, F f) {
-  std::vector<double> out;
-  for (const Run& r : runs) out.push_back(f(r));
-  return out;
-}
-
-std::string list(const std::vector<double>& v, const std::function<std::string(double)>& fmt_one) {
-  std::string out;
-  for (double x : v) out += (out.empty() ? "" : ", ") + fmt_one(x);
-  return out;
-}
 
 std::string render_table(const Settings& s, const Report& r) {
   std::string out;
@@ -788,7 +691,7 @@ std::string render_table(const Settings& s, const Report& r) {
         verdict(median(rate) >= kAchievedRateTolerance * offered), rate_list(rate));
   }
   if (!r.builds.empty()) {
-    const auto read = each(r.reads, [](const ReadRun& x) { return x.events_per_second; });
+    const auto read = each(r.reads, [](const PassRun& x) { return x.events_per_second; });
     const auto build = each(r.builds, [](const BuildRun& x) { return x.events_per_second; });
     out += fmt::format("| raw sequential read (events/s) | {} | peer | | | {} |\n",
                        with_commas(median(read)), rate_list(read));
@@ -837,7 +740,7 @@ std::string render_details(const Settings& s, const Report& r) {
         with_commas(static_cast<double>(r.load.events)), r.load.load_s, r.load.generate_s,
         with_commas(static_cast<double>(r.load.events) / r.load.load_s));
     for (size_t i = 0; i < r.builds.size(); ++i) {
-      const ReadRun& rd = r.reads[i];
+      const PassRun& rd = r.reads[i];
       const BuildRun& b = r.builds[i];
       const auto events = static_cast<double>(r.load.events);
       out += fmt::format(
@@ -856,8 +759,6 @@ std::string render_details(const Settings& s, const Report& r) {
 
 std::string render_header(const Settings& s, const std::string& fs_type,
                           const std::string& load_before, const std::string& load_after) {
-  utsname u{};
-  const std::string kernel = uname(&u) == 0 ? fmt::format("{} {}", u.sysname, u.release) : "?";
   std::string h;
   h += "# Projection benchmark\n\n";
   h += fmt::format("Generated {} by `engram_bench_projections` (bench/projections.cc).\n\n",
@@ -867,7 +768,7 @@ std::string render_header(const Settings& s, const std::string& fs_type,
       "- Machine: {} cores (`nproc`), {}, {}; load average (1/5/15 min) {} before the runs, {} "
       "after. The cores were shared with other work (builds), so every figure is noisy and "
       "likely a lower bound\n",
-      std::thread::hardware_concurrency(), cpu_model(), kernel, load_before, load_after);
+      std::thread::hardware_concurrency(), cpu_model(), kernel_version(), load_before, load_after);
   h += fmt::format("- Scratch: {} ({}); every log lives in a fresh directory, removed afterwards\n",
                    s.base_dir.string(), fs_type);
   h += fmt::format("- Build: {}; RocksDB {}.{}.{}; allocator: {}\n", ENGRAM_BENCH_BUILD_TYPE,
@@ -908,7 +809,7 @@ std::string render_header(const Settings& s, const std::string& fs_type,
 
 int run(int argc, char** argv) {
   Settings s;
-  for (int i = 0; i < argc; ++i) s.command_line += (i ? " " : "") + std::string(argv[i]);
+  s.command_line = command_line(argc, argv);
   std::string dir;
   CLI::App app{"Projection lag under load and the catalog's full rebuild rate"};
   app.add_option("--events", s.rebuild_events, "Events in the rebuild log (try 1000000)")
@@ -934,21 +835,8 @@ int run(int argc, char** argv) {
                  "tree's bench-tmp)");
   app.add_option("--out", s.out, "Where the markdown report goes; empty: nowhere")
       ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  if (dir.empty()) {
-    const char* env = std::getenv("ENGRAM_BENCH_DIR");
-    dir = env != nullptr && *env != '\0' ? env : ENGRAM_BENCH_DEFAULT_DIR;
-  }
-  s.base_dir = dir;
-  if (!fs::exists(s.base_dir)) {
-    fs::create_directories(s.base_dir);
-    s.base_dir_created = true;
-  }
-  s.base_dir = fs::canonical(s.base_dir);
+  CLI11_PARSE(app, argc, argv);
+  s.base_dir = scratch_base(dir, ENGRAM_BENCH_DEFAULT_DIR, &s.base_dir_created);
   const std::string fs_type = filesystem_type(s.base_dir);
   if (fs_type == "tmpfs") {
     std::cerr << "warning: " << s.base_dir << " is tmpfs: fsync is free there, so the lag "
@@ -990,21 +878,13 @@ int run(int argc, char** argv) {
                                report.builds.back().seconds);
     }
   }
-  if (s.base_dir_created) {
-    std::error_code ec;
-    fs::remove(s.base_dir, ec);  // only if empty
-  }
+  remove_if_created(s.base_dir, s.base_dir_created);
 
   const std::string table = render_table(s, report);
   const std::string details = render_details(s, report);
   std::cout << table << details << std::flush;
   if (!s.out.empty()) {
-    if (s.out.has_parent_path()) fs::create_directories(s.out.parent_path());
-    std::ofstream file(s.out);
-    file << render_header(s, fs_type, load_before, load_average()) << table << details;
-    file.close();
-    if (!file) fail("cannot write " + s.out.string());
-    std::cerr << "wrote " << s.out.string() << "\n";
+    write_report(s.out, render_header(s, fs_type, load_before, load_average()) + table + details);
   }
   return 0;
 }
@@ -1012,10 +892,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "engram_bench_projections: " << e.what() << "\n";
-    return 1;
-  }
+  return engram::bench::run_main("engram_bench_projections", run, argc, argv);
 }
