@@ -388,10 +388,15 @@ TEST_CASE("audit: a running server under write load gives consistent answers") {
     CHECK(v["index_entries_checked"].get<uint64_t>() == checked);
     last_checked = checked;
     // The history of a stream is gap-free up to the version the audit saw.
-    const json h = audit_json({"history", "load-0", "--data", data});
+    const json h = audit_json({"history", "load-0", "--data", data, "--limit", "10000"});
     uint64_t version = 0;
     for (const auto& e : h["events"]) CHECK(e["version"].get<uint64_t>() == ++version);
-    CHECK(h["version"].get<uint64_t>() == version);
+    // A whole stream (or a full page of it) as of one moment.
+    if (h["truncated"].get<bool>()) {
+      CHECK(version == 10'000);
+    } else {
+      CHECK(h["version"].get<uint64_t>() == version);
+    }
   }
   stop = true;
   load.join();
