@@ -50,6 +50,20 @@ uint64_t mix(uint64_t key, std::string_view stream, uint64_t version, uint64_t p
   return splitmix(h ^ position);
 }
 
+// Compares a recomputed tree node with the stored one; the problem is named
+// at the position that completed the node.
+std::optional<Problem> check_node(LogTreeSource& stored, merkle::NodeId id, const Hash256& h) {
+  const uint64_t completed_by = (id.index + 1) << id.level;
+  auto node = stored.node(id);
+  if (!node) return Problem{completed_by, node.error().message};
+  if (*node != h) {
+    return Problem{completed_by, fmt::format("Merkle node (level {}, index {}) does not match "
+                                             "the events it covers",
+                                             id.level, id.index)};
+  }
+  return std::nullopt;
+}
+
 // What a worker found in one chunk.
 struct Chunk {
   bool done = false;
@@ -112,18 +126,8 @@ void check_chunk(const Log::Impl& impl, uint64_t first, uint64_t last, bool tree
     std::optional<Problem> node_problem;
     frontier.append(merkle::leaf_hash(hash), [&](merkle::NodeId id, const Hash256& h) {
       if (node_problem) return;
-      const merkle::NodeId abs{id.level, (base >> id.level) + id.index};
-      const uint64_t completed_by = (abs.index + 1) << abs.level;
-      auto node = stored.node(abs);
-      if (!node) {
-        node_problem = Problem{completed_by, node.error().message};
-      } else if (*node != h) {
-        node_problem = Problem{completed_by, fmt::format("Merkle node (level {}, index {}) does "
-                                                         "not match the events it covers",
-                                                         abs.level, abs.index)};
-      } else {
-        ++out.tree_nodes_checked;
-      }
+      node_problem = check_node(stored, {id.level, (base >> id.level) + id.index}, h);
+      if (!node_problem) ++out.tree_nodes_checked;
     });
     if (node_problem) {
       out.problem = node_problem;
@@ -366,19 +370,10 @@ result<VerifyReport> Log::verify(Position from, Position to,
   merkle::Frontier tree;
   uint64_t event_sum = 0;
   LogTreeSource stored(*impl_);
-  auto check_node = [&](merkle::NodeId id, const Hash256& h) {
+  auto fold_node = [&](merkle::NodeId id, const Hash256& h) {
     if (problem) return;
-    const uint64_t completed_by = (id.index + 1) << id.level;
-    auto node = stored.node(id);
-    if (!node) {
-      problem = Problem{completed_by, node.error().message};
-    } else if (*node != h) {
-      problem = Problem{completed_by, fmt::format("Merkle node (level {}, index {}) does not "
-                                                  "match the events it covers",
-                                                  id.level, id.index)};
-    } else {
-      ++report.tree_nodes_checked;
-    }
+    problem = check_node(stored, id, h);
+    if (!problem) ++report.tree_nodes_checked;
   };
   for (uint64_t i = 0; i < chunks && !problem; ++i) {
     if (threads == 0) work_one();  // chunk i, on this thread
@@ -402,7 +397,7 @@ result<VerifyReport> Log::verify(Position from, Position to,
     report.tree_nodes_checked += c.tree_nodes_checked;
     report.head = Head{Position(c.first + c.checked - 1), prev};
     if (report.whole_log) {
-      for (const auto& part : c.parts) tree.append_subtree(part.level, part.hash, check_node);
+      for (const auto& part : c.parts) tree.append_subtree(part.level, part.hash, fold_node);
     }
     if (progress) progress(report.events_checked, total);
   }
