@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/assert.h"
+#include "projections/decode.h"
 #include "projections/key_part.h"
 #include "schemas/domain/agents_generated.h"
 #include "schemas/domain/projects_generated.h"
@@ -304,16 +305,6 @@ class Applier {
   std::vector<Touched> touched_;
   std::unordered_map<std::string, size_t> position_;  // record key -> touched_ index
 };
-
-template <typename T>
-core::result<const T*> decode(const schema::Aligned& bytes, const core::RecordedEvent& e) {
-  const T* t = schema::verified<T>(bytes);
-  if (t == nullptr) {
-    return core::make_error(core::errc::corruption, fmt::format("{} at position {} does not verify",
-                                                                e.type(), e.position().value()));
-  }
-  return t;
-}
 
 core::result<void> apply_one(Applier& a, const core::RecordedEvent& e) {
   const schema::Aligned bytes(e.payload());

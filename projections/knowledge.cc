@@ -16,6 +16,7 @@
 
 #include "core/assert.h"
 #include "core/sha256.h"
+#include "projections/decode.h"
 #include "projections/vector_index.h"
 #include "schemas/domain/knowledge_generated.h"
 #include "schemas/payload.h"
@@ -161,16 +162,6 @@ core::result<json> parse_record(std::string_view key, const std::string& bytes) 
     return core::make_error(core::errc::corruption, fmt::format("bad knowledge record '{}'", key));
   }
   return j;
-}
-
-template <typename T>
-core::result<const T*> decode(const schema::Aligned& bytes, const core::RecordedEvent& e) {
-  const T* t = schema::verified<T>(bytes);
-  if (t == nullptr) {
-    return core::make_error(core::errc::corruption, fmt::format("{} at position {} does not verify",
-                                                                e.type(), e.position().value()));
-  }
-  return t;
 }
 
 // The knowledge id an event is about.

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/assert.h"
+#include "projections/decode.h"
 #include "projections/key_part.h"
 #include "schemas/domain/patterns_generated.h"
 #include "schemas/payload.h"
@@ -185,16 +186,6 @@ core::result<std::optional<Record>> load_record(const core::ModelStore& store,
   auto r = parse_record(**stored, key);
   if (!r) return r.error();
   return std::optional<Record>(std::move(*r));
-}
-
-template <typename T>
-core::result<const T*> decode(const schema::Aligned& bytes, const core::RecordedEvent& e) {
-  const T* t = schema::verified<T>(bytes);
-  if (t == nullptr) {
-    return corrupt(
-        fmt::format("{} at position {} does not verify", e.type(), e.position().value()));
-  }
-  return t;
 }
 
 // The pattern id an event names, checked to be usable inside a key.
