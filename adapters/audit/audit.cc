@@ -79,10 +79,6 @@ json row(core::Log& log, const core::RecordedEvent& e) {
   return commands::render_event_json(e, commands::RenderContext{log.keys()});
 }
 
-const core::ModelStore* index_of(const Sources& s) {
-  return s.index;
-}
-
 core::result<std::vector<core::Checkpoint>> load_checkpoints(const std::filesystem::path& file) {
   auto cs = core::read_checkpoints(file);
   if (!cs && cs.error().code == core::errc::not_found) return std::vector<core::Checkpoint>{};
@@ -210,7 +206,7 @@ core::result<json> history(const Sources& s, std::string_view stream, uint64_t f
 core::result<json> trace(const Sources& s, const Uuid& correlation) {
   const Position head = s.log.head().position;
   auto hits =
-      projections::events_of_correlation(index_of(s), s.log, head, correlation, kMaxTraceEvents);
+      projections::events_of_correlation(s.index, s.log, head, correlation, kMaxTraceEvents);
   if (!hits) return hits.error();
   if (hits->positions.empty()) {
     return core::make_error(core::errc::not_found,
@@ -237,8 +233,8 @@ core::result<json> trace(const Sources& s, const Uuid& correlation) {
     const Uuid id = to_expand.front();
     to_expand.pop_front();
     if (!expanded.insert(id).second) continue;
-    auto caused = projections::events_caused_by(index_of(s), s.log, head, id,
-                                                kMaxTraceEvents - events.size());
+    auto caused =
+        projections::events_caused_by(s.index, s.log, head, id, kMaxTraceEvents - events.size());
     if (!caused) return caused.error();
     truncated = truncated || caused->truncated;
     for (Position p : caused->positions) {
@@ -265,8 +261,8 @@ core::result<json> actor(const Sources& s, std::string_view actor, int64_t since
   if (since_ns > until_ns) {
     return core::make_error(core::errc::invalid_argument, "since is after until");
   }
-  auto hits = projections::events_of_actor(index_of(s), s.log, s.log.head().position, actor,
-                                           since_ns, until_ns, after, limit);
+  auto hits = projections::events_of_actor(s.index, s.log, s.log.head().position, actor, since_ns,
+                                           until_ns, after, limit);
   if (!hits) return hits.error();
   json out;
   out["actor"] = std::string(actor);
@@ -430,7 +426,10 @@ json verify_proof(const json& proof, const std::optional<core::PublicKey>& trust
     return c;
   };
   auto path = hashes_from_json(proof.value("path", json()));
-  if (!path) return bad("\"path\" must be an array of at most 128 hex SHA-256 hashes");
+  if (!path) {
+    return bad(fmt::format("\"path\" must be an array of at most {} hex SHA-256 hashes",
+                           core::merkle::kMaxProofHashes));
+  }
 
   if (format == "engram-inclusion-proof-v1") {
     out["kind"] = "inclusion";

@@ -217,6 +217,27 @@ TEST_CASE("audit: a workflow's history, causation tree, actor, state and proofs"
   std::ofstream(w.dir / "bad.json") << p.dump();
   const json no = audit_json({"verify-proof", w.dir / "bad.json", "--public-key", pub}, 1);
   CHECK_FALSE(no["ok"].get<bool>());
+  // Each other part of the document is checked too, and the failure named.
+  auto refused = [&](const json& doc, const std::vector<std::string>& extra) {
+    std::ofstream(w.dir / "bad.json") << doc.dump();
+    std::vector<std::string> args{"verify-proof", w.dir / "bad.json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const json r = audit_json(args, 1);
+    CHECK_FALSE(r["ok"].get<bool>());
+    return r.value("problem", "");
+  };
+  const json good_proof = json::parse(std::ifstream(proof));
+  json other = good_proof;
+  other["format"] = "something-else";
+  CHECK(refused(other, {"--public-key", pub}).find("\"format\"") != std::string::npos);
+  other = good_proof;
+  std::string envelope = other["envelope"].get<std::string>();
+  envelope[envelope.size() / 2] = envelope[envelope.size() / 2] == 'A' ? 'B' : 'A';
+  other["envelope"] = envelope;
+  CHECK_FALSE(refused(other, {"--public-key", pub}).empty());
+  const std::string foreign = core::SigningKey::generate().public_key().to_hex();
+  CHECK(refused(good_proof, {"--public-key", foreign}).find("not the trusted key") !=
+        std::string::npos);
   CHECK(audit({"proof", std::to_string(w.head + 1), "--data", w.data}).exit_code == 2);
   CHECK(audit({"trace", "not-a-uuid", "--data", w.data}).exit_code == 2);
   CHECK(audit({"history", "task-none", "--data", w.data}).exit_code == 4);
