@@ -15,7 +15,6 @@
 
 #include "core/assert.h"
 #include "core/crypto.h"
-#include "core/crypto.h"
 #include "core/files.h"
 
 namespace engram::core {
@@ -510,6 +509,51 @@ result<std::vector<Checkpoint>> read_checkpoints(const std::filesystem::path& pa
   }
   // Whatever is left in `line` is a write torn by a crash.
   return out;
+}
+
+result<std::optional<Checkpoint>> read_newest_checkpoint(const std::filesystem::path& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    const int err = errno;
+    if (err == ENOENT) return std::optional<Checkpoint>();
+    return os_error(path, err);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return os_error(path, errno);
+  const auto size = static_cast<uint64_t>(st.st_size);
+  // The last complete line and the newline before it fit in two lines' bound.
+  const uint64_t window = std::min<uint64_t>(size, 2 * kMaxCheckpointLineBytes);
+  std::string tail(window, '\0');
+  size_t got = 0;
+  while (got < window) {
+    const ssize_t n =
+        ::pread(fd.get(), tail.data() + got, window - got, static_cast<off_t>(size - window + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return os_error(path, errno);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  tail.resize(got);
+  const size_t end = tail.rfind('\n');  // past it: a write torn by a crash
+  if (end == std::string::npos) return std::optional<Checkpoint>();
+  const size_t before = end == 0 ? std::string::npos : tail.rfind('\n', end - 1);
+  if (before == std::string::npos && window < size) {
+    return make_error(errc::corruption, fmt::format("{}: the last line is longer than {} bytes",
+                                                    path.string(), kMaxCheckpointLineBytes));
+  }
+  const size_t start = before == std::string::npos ? 0 : before + 1;
+  const auto j = nlohmann::json::parse(tail.substr(start, end - start), nullptr,
+                                       /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return make_error(errc::corruption,
+                      fmt::format("{}: the last line is not JSON", path.string()));
+  }
+  auto c = Checkpoint::from_json(j);
+  if (!c) {
+    return make_error(errc::corruption,
+                      fmt::format("{}: the last line: {}", path.string(), c.error().message));
+  }
+  return std::optional<Checkpoint>(std::move(*c));
 }
 
 result<void> write_checkpoints(const std::filesystem::path& path, std::span<const Checkpoint> cs) {

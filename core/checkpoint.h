@@ -25,6 +25,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -185,6 +186,12 @@ class CheckpointFile {
 // not_found when the file is missing; invalid_argument when it holds more
 // than kMaxCheckpointsRead lines.
 result<std::vector<Checkpoint>> read_checkpoints(const std::filesystem::path& path);
+
+// The file's last complete checkpoint, reading only its tail (at most two
+// lines' bound): what a restarted signer needs, without reading the whole
+// history. nullopt when the file is missing or holds no complete line;
+// errc::corruption when that line is malformed.
+result<std::optional<Checkpoint>> read_newest_checkpoint(const std::filesystem::path& path);
 
 // Writes `cs` to `path` (an export), replacing it: through a temporary file
 // in the same directory, fsynced, renamed, directory fsynced. Creates

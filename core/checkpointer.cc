@@ -13,8 +13,8 @@ Checkpointer::Checkpointer(Log& log, SigningKey key, CheckpointFile file,
                            CheckpointerOptions options)
     : log_(log), key_(std::move(key)), file_(std::move(file)), options_(options) {
   ENGRAM_ASSERT(options_.every_events >= 1 && options_.interval_ms >= 100);
-  if (auto existing = read_checkpoints(file_.path()); existing && !existing->empty()) {
-    const Checkpoint& newest = existing->back();
+  if (auto existing = read_newest_checkpoint(file_.path()); existing && existing->has_value()) {
+    const Checkpoint& newest = **existing;
     if (newest.log_id == log_.log_id() && newest.key == key_.public_key() &&
         newest.position <= log_.head().position) {
       last_signed_ = newest.position;

@@ -520,3 +520,37 @@ TEST_CASE("checkpoint: write_checkpoints and read_checkpoints round trip") {
   CHECK(std::distance(std::filesystem::directory_iterator(path.parent_path()),
                       std::filesystem::directory_iterator()) == 1);
 }
+
+TEST_CASE("checkpoint: read_newest_checkpoint reads the last complete line from the tail") {
+  TempDir dir;
+  const SigningKey k = SigningKey::generate();
+  const auto path = checkpoint_file_in(dir.path());
+  auto none = read_newest_checkpoint(path);
+  REQUIRE(none);
+  CHECK_FALSE(none->has_value());
+
+  const CheckpointFile file(path);
+  for (uint64_t p = 1; p <= 50; ++p) REQUIRE(file.append(sample(k, p)));  // longer than the tail
+  auto newest = read_newest_checkpoint(path);
+  REQUIRE(newest);
+  REQUIRE(newest->has_value());
+  CHECK(**newest == sample(k, 50));
+
+  // A torn last write is not the newest checkpoint.
+  {
+    std::ofstream out(path, std::ios::app);
+    out << R"({"format":"engram-checkpoint-v1","log_id")";
+  }
+  newest = read_newest_checkpoint(path);
+  REQUIRE(newest);
+  CHECK((*newest)->position == Position(50));
+
+  // A malformed last complete line is corruption.
+  {
+    std::ofstream out(path, std::ios::app);
+    out << "garbage\n";
+  }
+  auto bad = read_newest_checkpoint(path);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == errc::corruption);
+}
