@@ -23,6 +23,23 @@
 
 namespace engram::test {
 
+// A TCP connection to 127.0.0.1:port with Nagle off; -1 on failure.
+inline int connect_loopback(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 struct HttpResponse {
   int status = 0;                              // 0: no response (connection closed or timed out)
   std::map<std::string, std::string> headers;  // names lower-case
@@ -43,18 +60,8 @@ class HttpClient {
 
   bool connect() {
     close();
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    fd_ = connect_loopback(port_);
     if (fd_ < 0) return false;
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port_);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      close();
-      return false;
-    }
     buf_.clear();
     return true;
   }

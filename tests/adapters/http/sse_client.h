@@ -23,6 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/support/http_client.h"
+
 namespace engram::test {
 
 // One SSE block: an event (id, event, data) or a comment (a heartbeat).
@@ -86,18 +88,8 @@ class SseClient {
     headers_.clear();
     ended_ = false;
     clean_end_ = false;
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    fd_ = connect_loopback(port_);
     if (fd_ < 0) return 0;
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port_);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      close();
-      return 0;
-    }
     std::string req =
         "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n";
     for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
