@@ -9,22 +9,11 @@
 #include "commands/errors.h"
 #include "commands/ids.h"
 #include "core/flexjson.h"
+#include "core/json.h"
 
 namespace engram::commands {
 
-std::string json_pointer(std::string_view name) {
-  std::string out = "/";
-  for (char c : name) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
+std::string json_pointer(std::string_view name) { return "/" + core::json_pointer_token(name); }
 
 Input::Input(const nlohmann::json& body, const BusOptions& limits) : body_(body), limits_(limits) {
   ENGRAM_ASSERT(body.is_object());

@@ -10,12 +10,13 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <ctime>
 #include <limits>
 
 #include "core/assert.h"
 #include "core/crypto.h"
 #include "core/files.h"
+#include "core/json.h"
+#include "core/time.h"
 
 namespace engram::core {
 namespace {
@@ -24,6 +25,8 @@ constexpr std::string_view kSignedPrefix("engram/checkpoint/v1\0", 21);
 constexpr size_t kSignedBytes = kSignedPrefix.size() + 16 + 8 + 32 + 32 + 8;
 constexpr size_t kReadChunkBytes = 64 * 1024;
 constexpr size_t kWriteChunkBytes = 64 * 1024;
+// A checkpoint line is one flat object.
+constexpr size_t kCheckpointJsonDepth = 1;
 // The JSON form's fields, in to_json() order.
 constexpr std::array<std::string_view, 10> kFields = {
     "format",    "log_id",       "position", "head_hash",  "tree_root",
@@ -246,22 +249,6 @@ bool ed25519_verify(const PublicKey& key, std::string_view message,
 }
 
 // --- checkpoints -----------------------------------------------------------
-
-std::string format_rfc3339_ns(int64_t unix_ns) {
-  constexpr int64_t kNsPerSecond = 1'000'000'000;
-  // Floor division, so times before 1970 get a non-negative fraction.
-  int64_t secs = unix_ns / kNsPerSecond;
-  int64_t nanos = unix_ns % kNsPerSecond;
-  if (nanos < 0) {
-    secs -= 1;
-    nanos += kNsPerSecond;
-  }
-  const std::time_t t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  ENGRAM_ASSERT(gmtime_r(&t, &tm) != nullptr);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, nanos);
-}
 
 std::filesystem::path checkpoint_file_in(const std::filesystem::path& data_dir) {
   return data_dir / "audit" / "checkpoints.jsonl";
@@ -492,12 +479,12 @@ result<std::vector<Checkpoint>> read_checkpoints(const std::filesystem::path& pa
         return make_error(errc::invalid_argument, fmt::format("{}: more than {} checkpoints",
                                                               path.string(), kMaxCheckpointsRead));
       }
-      const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded()) {
-        return make_error(errc::corruption,
-                          fmt::format("{}: line {} is not JSON", path.string(), line_no));
+      const auto j = parse_json_object(line, kCheckpointJsonDepth);
+      if (!j) {
+        return make_error(errc::corruption, fmt::format("{}: line {}: {}", path.string(), line_no,
+                                                        j.error().message));
       }
-      auto c = Checkpoint::from_json(j);
+      auto c = Checkpoint::from_json(*j);
       if (!c) {
         return make_error(errc::corruption, fmt::format("{}: line {}: {}", path.string(), line_no,
                                                         c.error().message));
@@ -542,13 +529,13 @@ result<std::optional<Checkpoint>> read_newest_checkpoint(const std::filesystem::
                                                     path.string(), kMaxCheckpointLineBytes));
   }
   const size_t start = before == std::string::npos ? 0 : before + 1;
-  const auto j = nlohmann::json::parse(tail.substr(start, end - start), nullptr,
-                                       /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
+  const auto j = parse_json_object(std::string_view(tail).substr(start, end - start),
+                                   kCheckpointJsonDepth);
+  if (!j) {
     return make_error(errc::corruption,
-                      fmt::format("{}: the last line is not JSON", path.string()));
+                      fmt::format("{}: the last line: {}", path.string(), j.error().message));
   }
-  auto c = Checkpoint::from_json(j);
+  auto c = Checkpoint::from_json(*j);
   if (!c) {
     return make_error(errc::corruption,
                       fmt::format("{}: the last line: {}", path.string(), c.error().message));

@@ -157,9 +157,6 @@ struct Checkpoint {
   bool operator==(const Checkpoint&) const = default;
 };
 
-// RFC 3339 UTC with nine fractional digits ("2023-11-14T22:13:20.123456789Z").
-std::string format_rfc3339_ns(int64_t unix_ns);
-
 // Where a log in `data_dir` keeps its checkpoints: <data_dir>/audit/checkpoints.jsonl.
 std::filesystem::path checkpoint_file_in(const std::filesystem::path& data_dir);
 

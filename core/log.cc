@@ -124,34 +124,6 @@ Log::Impl::~Impl() {
   }
 }
 
-bool ExpectedVersion::admits(StreamVersion current) const {
-  switch (kind_) {
-    case Kind::any:
-      return true;
-    case Kind::no_stream:
-      return current.value() == 0;
-    case Kind::stream_exists:
-      return current.value() > 0;
-    case Kind::exact:
-      return current.value() == version_;
-  }
-  return false;
-}
-
-std::string ExpectedVersion::to_string() const {
-  switch (kind_) {
-    case Kind::any:
-      return "any";
-    case Kind::no_stream:
-      return "no-stream";
-    case Kind::stream_exists:
-      return "stream-exists";
-    case Kind::exact:
-      return std::to_string(version_);
-  }
-  return "?";
-}
-
 Log::Log(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Log::~Log() = default;
 

@@ -41,6 +41,7 @@
 
 #include "core/clock.h"
 #include "core/event.h"
+#include "core/expected_version.h"
 #include "core/keystore.h"
 #include "core/metrics.h"
 #include "core/model_store.h"
@@ -105,28 +106,6 @@ struct LogOptions {
   // The RocksDB environment; null means the default. Tests pass one whose
   // file system fails writes or fsyncs on demand (core/fault_fs.h).
   std::shared_ptr<rocksdb::Env> env;
-};
-
-// Optimistic concurrency: what the stream's version must be for an append
-// to go ahead.
-class ExpectedVersion {
- public:
-  enum class Kind { any, no_stream, stream_exists, exact };
-  static ExpectedVersion any() { return ExpectedVersion(Kind::any, 0); }
-  static ExpectedVersion no_stream() { return ExpectedVersion(Kind::no_stream, 0); }
-  static ExpectedVersion stream_exists() { return ExpectedVersion(Kind::stream_exists, 0); }
-  // exact(0) is the same as no_stream().
-  static ExpectedVersion exact(StreamVersion v) { return ExpectedVersion(Kind::exact, v.value()); }
-
-  Kind kind() const { return kind_; }
-  StreamVersion version() const { return StreamVersion(version_); }
-  bool admits(StreamVersion current) const;
-  std::string to_string() const;
-
- private:
-  ExpectedVersion(Kind k, uint64_t v) : kind_(k), version_(v) {}
-  Kind kind_;
-  uint64_t version_;
 };
 
 struct AppendResult {

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "core/clock.h"
+#include "core/time.h"
 
 namespace engram::core::logging {
 namespace {
@@ -35,14 +36,8 @@ const char* level_name(Level l) {
 
 std::string timestamp() {
   const auto now = std::chrono::system_clock::now();
-  const auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(us / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return std::string(buf, n) + fmt::format(".{:06d}Z", us % 1'000'000);
+  return format_rfc3339_ns(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
 }
 
 }  // namespace

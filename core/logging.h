@@ -5,7 +5,7 @@
 // stalls a request. The queue holds kLogQueueLines; when it is full the
 // oldest lines are dropped rather than blocking the caller.
 //
-// Line: {"ts": RFC 3339 UTC with µs, "level": "info", "msg": "...", ...fields}
+// Line: {"ts": RFC 3339 UTC with ns (core/time.h), "level": "info", "msg": "...", ...fields}
 
 #include <nlohmann/json.hpp>
 #include <string_view>

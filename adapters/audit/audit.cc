@@ -1,7 +1,6 @@
 #include "adapters/audit/audit.h"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <deque>
@@ -12,7 +11,9 @@
 
 #include "commands/inspect.h"
 #include "commands/render.h"
+#include "core/base64.h"
 #include "core/merkle.h"
+#include "core/time.h"
 #include "projections/audit.h"
 
 namespace engram::audit {
@@ -23,30 +24,6 @@ using core::Uuid;
 
 constexpr size_t kMaxTraceDepth = 256;
 constexpr size_t kMaxProofDocumentBytes = 4 << 20;
-
-std::string base64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  ENGRAM_ASSERT(n >= 0 && static_cast<size_t>(n) == out.size());
-  return out;
-}
-
-std::optional<std::string> unbase64(std::string_view text) {
-  if (text.size() % 4 != 0 || text.size() > kMaxProofDocumentBytes) return std::nullopt;
-  std::string out(3 * (text.size() / 4), '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  // EVP_DecodeBlock counts the padding's zero bytes in.
-  size_t pad = 0;
-  if (!text.empty() && text.back() == '=') ++pad;
-  if (text.size() > 1 && text[text.size() - 2] == '=') ++pad;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
-}
 
 json hashes_to_json(const std::vector<core::Hash256>& hashes) {
   json a = json::array();
@@ -353,7 +330,7 @@ core::result<json> inclusion_proof(const Sources& s, Position position,
   out["position"] = position.value();
   out["tree_size"] = chosen->position.value();
   out["event_hash"] = core::to_hex(e->hash());
-  out["envelope"] = base64(e->bytes());
+  out["envelope"] = core::base64_encode(e->bytes());
   out["path"] = hashes_to_json(*path);
   out["checkpoint"] = json(chosen->to_json());
   return out;
@@ -440,7 +417,9 @@ json verify_proof(const json& proof, const std::optional<core::PublicKey>& trust
       return bad("\"position\" (a number) and \"envelope\" (base64) are required");
     }
     const uint64_t position = proof["position"].get<uint64_t>();
-    auto bytes = unbase64(proof["envelope"].get<std::string>());
+    const auto& envelope = proof["envelope"].get_ref<const std::string&>();
+    auto bytes = envelope.size() <= kMaxProofDocumentBytes ? core::base64_decode(envelope)
+                                                           : std::nullopt;
     if (!bytes) return bad("\"envelope\" is not base64");
     auto e = core::RecordedEvent::decode(std::move(*bytes));
     if (!e) return bad("\"envelope\" is not an engram event");

@@ -10,7 +10,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "adapters/auth/json_object.h"
+#include "core/base64.h"
+#include "core/json.h"
 #include "core/uuid.h"
 
 namespace engram::auth {
@@ -185,16 +186,15 @@ core::result<Claims, AuthError> Verifier::verify(std::string_view token, int64_t
   }
   // Every segment is decoded strictly before anything is trusted, so a
   // token has exactly one accepted spelling.
-  auto header_text = base64url_decode(token.substr(0, dot1));
-  auto claims_text = base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
-  auto sig = base64url_decode(token.substr(dot2 + 1));
+  auto header_text = core::base64url_decode(token.substr(0, dot1));
+  auto claims_text = core::base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
+  auto sig = core::base64url_decode(token.substr(dot2 + 1));
   if (!header_text || !claims_text || !sig) {
     return auth_error(AuthErrc::malformed, "a segment is not unpadded base64url");
   }
 
-  std::string why;
-  auto header = detail::parse_object(*header_text, options_.max_json_depth, why);
-  if (!header) return auth_error(AuthErrc::malformed, "header: " + why);
+  auto header = core::parse_json_object(*header_text, static_cast<size_t>(options_.max_json_depth));
+  if (!header) return auth_error(AuthErrc::malformed, "header: " + header.error().message);
   if (header->contains("crit")) {
     return auth_error(AuthErrc::malformed, "header: \"crit\" extensions are not supported");
   }
@@ -229,8 +229,8 @@ core::result<Claims, AuthError> Verifier::verify(std::string_view token, int64_t
                       "signature does not verify with key \"" + key->kid() + "\"");
   }
 
-  auto claims = detail::parse_object(*claims_text, options_.max_json_depth, why);
-  if (!claims) return auth_error(AuthErrc::malformed, "claims: " + why);
+  auto claims = core::parse_json_object(*claims_text, static_cast<size_t>(options_.max_json_depth));
+  if (!claims) return auth_error(AuthErrc::malformed, "claims: " + claims.error().message);
 
   auto exp_it = claims->find("exp");
   if (exp_it == claims->end()) return auth_error(AuthErrc::missing_exp, "\"exp\" is required");
@@ -277,6 +277,7 @@ core::result<Claims, AuthError> Verifier::verify(std::string_view token, int64_t
   Claims out;
   out.kid = key->kid();
   out.expires_at_s = *exp;
+  std::string why;
   const std::string* sub = string_claim(*claims, "sub", kMaxSubjectBytes, why);
   if (sub == nullptr) {
     return auth_error(AuthErrc::bad_claims, why.empty() ? "\"sub\" is required" : why);
@@ -359,7 +360,7 @@ core::result<std::string> sign_token(const KeyRing& ring, const TokenRequest& re
                                            : request.token_id;
   std::string signing_input;
   try {
-    signing_input = base64url_encode(header.dump()) + "." + base64url_encode(claims.dump());
+    signing_input = core::base64url_encode(header.dump()) + "." + core::base64url_encode(claims.dump());
   } catch (const nlohmann::json::exception&) {
     // dump() throws on invalid UTF-8; it must not cross the module's API.
     return make_error(errc::invalid_argument, "claims must be valid UTF-8");
@@ -367,7 +368,7 @@ core::result<std::string> sign_token(const KeyRing& ring, const TokenRequest& re
   const std::string sig = key->alg() == Alg::hs256
                               ? hmac_sha256(key->secret(), signing_input)
                               : ed25519_sign(key->private_key(), signing_input);
-  return signing_input + "." + base64url_encode(sig);
+  return signing_input + "." + core::base64url_encode(sig);
 }
 
 }  // namespace engram::auth

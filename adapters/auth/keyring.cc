@@ -6,9 +6,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "adapters/auth/json_object.h"
+#include "core/base64.h"
 #include "core/crypto.h"
 #include "core/files.h"
+#include "core/json.h"
 
 namespace engram::auth {
 namespace {
@@ -16,21 +17,10 @@ namespace {
 using core::errc;
 using core::make_error;
 
-constexpr std::string_view kB64Alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 // A key file is an object of an array of flat objects.
-constexpr int kMaxKeyFileDepth = 3;
+constexpr size_t kMaxKeyFileDepth = 3;
 constexpr size_t kMaxNameBytes = 256;
 constexpr size_t kMaxPemBytes = 16 * 1024;
-
-int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
 
 std::shared_ptr<evp_pkey_st> read_pem(const std::string& pem, bool private_half, std::string& why) {
   if (pem.size() > kMaxPemBytes) {
@@ -70,56 +60,6 @@ std::optional<Alg> parse_alg(std::string_view name) noexcept {
   if (name == "HS256") return Alg::hs256;
   if (name == "EdDSA") return Alg::eddsa;
   return std::nullopt;
-}
-
-std::string base64url_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() * 4 + 2) / 3);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) |
-                       (static_cast<uint8_t>(bytes[i + 1]) << 8) |
-                       static_cast<uint8_t>(bytes[i + 2]);
-    out += kB64Alphabet[(v >> 18) & 63];
-    out += kB64Alphabet[(v >> 12) & 63];
-    out += kB64Alphabet[(v >> 6) & 63];
-    out += kB64Alphabet[v & 63];
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    const uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
-    out += kB64Alphabet[(v >> 18) & 63];
-    out += kB64Alphabet[(v >> 12) & 63];
-  } else if (rest == 2) {
-    const uint32_t v =
-        (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
-    out += kB64Alphabet[(v >> 18) & 63];
-    out += kB64Alphabet[(v >> 12) & 63];
-    out += kB64Alphabet[(v >> 6) & 63];
-  }
-  return out;
-}
-
-std::optional<std::string> base64url_decode(std::string_view text) {
-  // One leftover character carries only 6 bits: never a whole byte.
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    const int v = b64_value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  // Leftover bits must be zero, else two texts would decode to the same bytes.
-  if ((acc & ((1u << bits) - 1)) != 0) return std::nullopt;
-  return out;
 }
 
 bool Key::can_sign() const {
@@ -213,9 +153,8 @@ core::result<void> KeyRing::add_random_eddsa(std::string kid) {
 }
 
 core::result<KeyRing> KeyRing::parse(std::string_view json_text) {
-  std::string why;
-  auto j = detail::parse_object(json_text, kMaxKeyFileDepth, why);
-  if (!j) return make_error(errc::invalid_argument, "key file: " + why);
+  auto j = core::parse_json_object(json_text, kMaxKeyFileDepth);
+  if (!j) return make_error(errc::invalid_argument, "key file: " + j.error().message);
   for (const char* name : {"issuer", "audience"}) {
     const std::string* s = string_field(*j, name);
     if (s == nullptr || s->empty() || s->size() > kMaxNameBytes) {
@@ -269,7 +208,7 @@ core::result<KeyRing> KeyRing::parse(std::string_view json_text) {
       if (secret_text == nullptr) {
         return make_error(errc::invalid_argument, where + ": \"secret_b64url\" missing");
       }
-      auto secret = base64url_decode(*secret_text);
+      auto secret = core::base64url_decode(*secret_text);
       if (!secret) {
         return make_error(errc::invalid_argument,
                           where + ": \"secret_b64url\" is not unpadded base64url");
@@ -293,7 +232,7 @@ std::string KeyRing::to_json() const {
   for (const auto& k : keys_) {
     nlohmann::ordered_json e{{"kid", k.kid_}, {"alg", alg_name(k.alg_)}};
     if (k.alg_ == Alg::hs256) {
-      e["secret_b64url"] = base64url_encode(k.secret_);
+      e["secret_b64url"] = core::base64url_encode(k.secret_);
     } else {
       e["public_key_pem"] = k.public_key_pem_;
       if (!k.private_key_pem_.empty()) e["private_key_pem"] = k.private_key_pem_;

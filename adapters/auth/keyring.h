@@ -36,12 +36,6 @@ inline constexpr size_t kMaxKidBytes = 128;
 inline constexpr size_t kMaxKeyFileBytes = 1 << 20;
 inline constexpr size_t kMaxKeys = 256;
 
-// Base64url without padding (RFC 7515 §2). Decoding is strict: it rejects
-// padding, characters outside the alphabet, an impossible length and
-// non-zero trailing bits, so each byte string has exactly one encoding.
-std::string base64url_encode(std::string_view bytes);
-std::optional<std::string> base64url_decode(std::string_view text);
-
 class Key {
  public:
   const std::string& kid() const { return kid_; }

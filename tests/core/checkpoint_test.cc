@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/time.h"
 #include "tests/support/temp_dir.h"
 
 using namespace engram::core;
@@ -413,12 +414,6 @@ TEST_CASE("checkpoint: from_json names the malformed field") {
   CHECK(contains(error_of(nonzero_head), "\"head_hash\""));
 
   CHECK(contains(error_of(nlohmann::json::array()), "object"));
-}
-
-TEST_CASE("checkpoint: format_rfc3339_ns") {
-  CHECK(format_rfc3339_ns(0) == "1970-01-01T00:00:00.000000000Z");
-  CHECK(format_rfc3339_ns(kSignedAtNs) == "2023-11-14T22:13:20.123456789Z");
-  CHECK(format_rfc3339_ns(-1) == "1969-12-31T23:59:59.999999999Z");
 }
 
 TEST_CASE("checkpoint: a checkpoint file keeps appended checkpoints in order") {

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <stdlib.h>
+
 #include <atomic>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,8 +14,10 @@
 #include "core/checkpoint.h"
 #include "core/event.h"
 #include "core/keys.h"
+#include "core/time.h"
 #include "tests/support/http_client.h"
 #include "tests/support/raw_db.h"
+#include "tests/support/rfc3339_cases.h"
 #include "tests/support/serve_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -424,4 +428,50 @@ TEST_CASE("audit: a running server under write load gives consistent answers") {
   CHECK(written > 0);
   CHECK(last_checked > 0);
   s.stop();
+}
+
+TEST_CASE("audit: actor --since and --until hold to the strict RFC 3339 table") {
+  // Normal priority: on a busy test machine SCHED_IDLE would queue these
+  // hundred short runs behind every other test.
+  REQUIRE(setenv("ENGRAM_AUDIT_PRIORITY", "normal", 1) == 0);
+  TempDir dir;
+  const std::string data = dir / "data";
+  for (int i = 0; i < 3; ++i) {
+    const RunResult r = run({kEngram, "append", "--data", data, "--stream", "s"},
+                            R"({"type":"T","data":{}})"
+                            "\n");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  }
+  // Each event's own time, read back with the parser under test.
+  std::vector<std::pair<uint64_t, int64_t>> recorded;
+  const json all = audit_json({"actor", "engram-cli", "--data", data});
+  for (const auto& e : all["events"]) {
+    const auto at = core::parse_rfc3339_ns(e["recorded_at"].get<std::string>());
+    REQUIRE(at.has_value());
+    recorded.emplace_back(e["position"].get<uint64_t>(), *at);
+  }
+  REQUIRE(recorded.size() == 3);
+
+  for (const auto& c : engram::test::rfc3339_cases()) {
+    for (const bool since : {true, false}) {
+      CAPTURE(c.text);
+      CAPTURE(c.what);
+      CAPTURE(since);
+      const RunResult r = audit({"actor", "engram-cli", "--data", data,
+                                 since ? "--since" : "--until", c.text, "--json"});
+      if (!c.unix_ns) {
+        CHECK(r.exit_code == 2);
+        CHECK_MESSAGE(r.err.find(core::kRfc3339Help) != std::string::npos, r.err);
+        continue;
+      }
+      REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+      std::vector<uint64_t> expected, got;
+      for (const auto& [position, at] : recorded) {
+        if (since ? at >= *c.unix_ns : at <= *c.unix_ns) expected.push_back(position);
+      }
+      const json answer = json::parse(r.out);
+      for (const auto& e : answer["events"]) got.push_back(e["position"].get<uint64_t>());
+      CHECK(got == expected);
+    }
+  }
 }

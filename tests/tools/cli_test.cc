@@ -45,7 +45,7 @@ TEST_CASE("cli: append, replay dump and audit verify round trip") {
              "\n\n"
              R"({"id":"0190f0d0-0000-7000-8000-0000000000aa","type":"Paid","data":{"eur":9.5}})"
              "\n",
-             {"--expected", "no-stream", "--json"});
+             {"--expected", "no_stream", "--json"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   const auto result = nlohmann::json::parse(r.out);
   CHECK(result["first_position"] == 1);
@@ -104,8 +104,8 @@ TEST_CASE("cli: malformed input is rejected with exit 3 and writes nothing") {
   std::string deep;
   for (int i = 0; i < 100; ++i) deep += "[";
   const std::vector<std::pair<std::string, std::string>> corpus = {
-      {"{not json", "malformed JSON"},
-      {R"({"type":"A","data":{}} trailing)", "malformed JSON"},
+      {"{not json", "not valid JSON"},
+      {R"({"type":"A","data":{}} trailing)", "not valid JSON"},
       {R"([1,2])", "expected a JSON object"},
       {R"({"data":{}})", "'type'"},
       {R"({"type":5,"data":{}})", "'type'"},
@@ -115,7 +115,7 @@ TEST_CASE("cli: malformed input is rejected with exit 3 and writes nothing") {
       {R"({"type":"A","data":{},"id":"nope"})", "'id'"},
       {R"({"type":"A","data":{},"extra":1})", "unknown field 'extra'"},
       {R"({"type":"A","data":{"x":)" + deep + "}}", "deeper"},
-      {"{\"type\":\"A\",\"data\":{\"x\":\"\xff\xfe\"}}", "malformed JSON"},
+      {"{\"type\":\"A\",\"data\":{\"x\":\"\xff\xfe\"}}", "not valid JSON"},
   };
   for (const auto& [input, expected_message] : corpus) {
     CAPTURE(input);
@@ -148,7 +148,7 @@ TEST_CASE("cli: bad options exit 2, missing data dir exits 4, conflicts exit 5")
 
   REQUIRE(append(d, "s", R"({"type":"A","data":{}})").exit_code == 0);
   const RunResult conflict =
-      append(d, "s", R"({"type":"A","data":{}})", {"--expected", "no-stream"});
+      append(d, "s", R"({"type":"A","data":{}})", {"--expected", "no_stream"});
   CHECK(conflict.exit_code == 5);
   CHECK(conflict.err.find("wrong_expected_version") != std::string::npos);
 }

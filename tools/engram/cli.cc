@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <ctime>
 
 #include "core/flexjson.h"
+#include "core/time.h"
 
 namespace engram::cli {
 
@@ -46,17 +46,6 @@ std::unique_ptr<core::Log> open_log(const std::filesystem::path& dir, bool read_
   return std::move(*log);
 }
 
-std::string format_time_ns(int64_t unix_ns) {
-  const int64_t secs =
-      unix_ns >= 0 ? unix_ns / 1'000'000'000 : (unix_ns - 999'999'999) / 1'000'000'000;
-  const int64_t nanos = unix_ns - secs * 1'000'000'000;
-  const std::time_t t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, nanos);
-}
-
 namespace {
 nlohmann::ordered_json uuid_or_null(const core::Uuid& u) {
   return u.is_nil() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(u.to_string());
@@ -71,7 +60,7 @@ nlohmann::ordered_json event_to_json(const core::RecordedEvent& e) {
   j["type"] = e.type();
   j["schema_version"] = e.schema_version();
   j["id"] = e.id().to_string();
-  j["recorded_at"] = format_time_ns(e.recorded_at_ns());
+  j["recorded_at"] = core::format_rfc3339_ns(e.recorded_at_ns());
   j["actor"] = e.actor();
   j["command_id"] = uuid_or_null(e.command_id());
   j["causation_id"] = uuid_or_null(e.causation_id());

@@ -33,9 +33,6 @@ int exit_code_for(const core::Error& e);
 std::unique_ptr<core::Log> open_log(const std::filesystem::path& dir, bool read_only,
                                     int& exit_code, core::LogOptions options = {});
 
-// RFC 3339 UTC with nanoseconds.
-std::string format_time_ns(int64_t unix_ns);
-
 // An event as one JSON object (the NDJSON form of `replay dump`).
 nlohmann::ordered_json event_to_json(const core::RecordedEvent& e);
 

@@ -2,10 +2,10 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <iostream>
 
-#include "core/flexjson.h"
+#include "commands/generic_events.h"
+#include "core/json.h"
 #include "tools/engram/cli.h"
 #include "tools/engram/commands.h"
 
@@ -24,75 +24,25 @@ struct AppendOptions {
   bool json = false;
 };
 
-std::optional<core::ExpectedVersion> parse_expected(const std::string& s) {
-  if (s == "any") return core::ExpectedVersion::any();
-  if (s == "no-stream") return core::ExpectedVersion::no_stream();
-  if (s == "stream-exists") return core::ExpectedVersion::stream_exists();
-  uint64_t v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return core::ExpectedVersion::exact(core::StreamVersion(v));
-}
-
 // Parses one input line into an event; on failure returns a message naming
 // the line and the field.
 std::optional<std::string> parse_line(const std::string& line, size_t line_no,
                                       core::EventData& out) {
-  nlohmann::json j;
-  bool too_deep = false;
-  try {
-    j = nlohmann::json::parse(line, [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-      if (static_cast<size_t>(depth) > core::kMaxJsonDepth) too_deep = true;
-      return !too_deep;
-    });
-  } catch (const nlohmann::json::parse_error& e) {
-    if (too_deep)
-      return fmt::format("line {}: JSON nests deeper than {} levels", line_no, core::kMaxJsonDepth);
-    return fmt::format("line {}: malformed JSON: {}", line_no, e.what());
+  auto j = core::parse_json_object(line);
+  if (!j) return fmt::format("line {}: {}", line_no, j.error().message);
+  auto event = commands::parse_generic_event(*j, "", commands::GenericLimits{});
+  if (!event) {
+    return fmt::format("line {}: {} (at {})", line_no, event.error().detail, event.error().field);
   }
-  if (too_deep)
-    return fmt::format("line {}: JSON nests deeper than {} levels", line_no, core::kMaxJsonDepth);
-  if (!j.is_object()) return fmt::format("line {}: expected a JSON object", line_no);
-  for (const auto& [key, value] : j.items()) {
-    if (key != "id" && key != "type" && key != "data" && key != "metadata") {
-      return fmt::format("line {}: unknown field '{}'", line_no, key);
-    }
-  }
-  if (j.contains("id")) {
-    if (!j["id"].is_string())
-      return fmt::format("line {}: field 'id' must be a UUID string", line_no);
-    auto id = core::Uuid::parse(j["id"].get<std::string>());
-    if (!id || id->is_nil())
-      return fmt::format("line {}: field 'id' is not a valid non-nil UUID", line_no);
-    out.id = *id;
-  }
-  if (!j.contains("type") || !j["type"].is_string()) {
-    return fmt::format("line {}: field 'type' is required and must be a string", line_no);
-  }
-  out.type = j["type"].get<std::string>();
-  if (!j.contains("data") || !j["data"].is_object()) {
-    return fmt::format("line {}: field 'data' is required and must be an object", line_no);
-  }
-  auto payload = core::json_to_flex(j["data"]);
-  if (!payload) return fmt::format("line {}: field 'data': {}", line_no, payload.error().message);
-  out.payload = std::move(*payload);
-  out.payload_format = core::PayloadFormat::flexbuffer;
-  if (j.contains("metadata")) {
-    if (!j["metadata"].is_object())
-      return fmt::format("line {}: field 'metadata' must be an object", line_no);
-    auto meta = core::json_to_flex(j["metadata"]);
-    if (!meta) return fmt::format("line {}: field 'metadata': {}", line_no, meta.error().message);
-    out.metadata = std::move(*meta);
-  }
+  out = std::move(*event);
   return std::nullopt;
 }
 
 int run_append(const AppendOptions& o) {
-  auto expected = parse_expected(o.expected);
+  auto expected = core::ExpectedVersion::parse(o.expected);
   if (!expected) {
-    return fail(kUsage, fmt::format("--expected must be any, no-stream, stream-exists or a version "
-                                    "number, not '{}'",
-                                    o.expected));
+    return fail(kUsage,
+                fmt::format("--expected must be {}, not '{}'", core::kExpectedVersionHelp, o.expected));
   }
   core::AppendContext context;
   context.actor = o.actor;
@@ -153,13 +103,13 @@ void add_append_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand(
       "append",
       "Append events read from stdin, one JSON object per line:\n"
-      R"(  {"id": optional UUID, "type": string, "data": object, "metadata": optional object})"
+      R"(  {"id": optional UUID, "type": non-empty string, "data": object, "metadata": optional object})"
       "\nAll events go to one stream in one atomic, fsynced append.");
   cmd->add_option("--data", o->data_dir, "Data directory of the log (created if missing)")
       ->required();
   cmd->add_option("--stream", o->stream, "Stream to append to")->required();
   cmd->add_option("--expected", o->expected,
-                  "Expected stream version: any, no-stream, stream-exists or a number")
+                  std::string("Expected stream version: ") + std::string(core::kExpectedVersionHelp))
       ->capture_default_str();
   cmd->add_option("--actor", o->actor, "Actor recorded in the events")->capture_default_str();
   cmd->add_option("--correlation-id", o->correlation_id,

@@ -5,14 +5,14 @@
 #include <sched.h>
 #include <stdlib.h>
 
-#include <ctime>
 #include <fstream>
-#include <iomanip>
-#include <sstream>
 #include <thread>
 
 #include "adapters/audit/audit.h"
 #include "core/checkpoint.h"
+#include "core/files.h"
+#include "core/json.h"
+#include "core/time.h"
 #include "projections/audit.h"
 #include "projections/projection.h"
 #include "tools/engram/cli.h"
@@ -48,8 +48,8 @@ struct AuditFlags {
   std::string correlation;
   // actor
   std::string actor;
-  std::string since;
-  std::string until;
+  std::optional<std::string> since;  // set even when given empty, so "" is refused
+  std::optional<std::string> until;
   uint64_t cursor = 0;
   // proof, consistency
   uint64_t position = 0;
@@ -158,37 +158,6 @@ void event_table(const json& events, bool with_stream) {
     t.add(std::move(r));
   }
   t.print();
-}
-
-// RFC 3339 UTC ("2026-01-02T03:04:05Z", with an optional fraction) or
-// integer Unix nanoseconds.
-std::optional<int64_t> parse_time(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  if (s.find_first_not_of("-0123456789") == std::string::npos) {
-    try {
-      return std::stoll(s);
-    } catch (...) {
-      return std::nullopt;
-    }
-  }
-  std::tm tm{};
-  std::istringstream in(s);
-  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
-  if (in.fail()) return std::nullopt;
-  int64_t nanos = 0;
-  if (in.peek() == '.') {
-    in.get();
-    int digits = 0;
-    while (std::isdigit(in.peek()) != 0) {
-      const int d = in.get() - '0';
-      if (digits < 9) nanos = nanos * 10 + d;
-      ++digits;
-    }
-    if (digits == 0) return std::nullopt;
-    for (; digits < 9; ++digits) nanos *= 10;
-  }
-  if (in.get() != 'Z' || in.peek() != EOF) return std::nullopt;
-  return static_cast<int64_t>(timegm(&tm)) * 1'000'000'000 + nanos;
 }
 
 std::optional<core::PublicKey> trusted_key(const std::string& arg, int& code) {
@@ -370,14 +339,14 @@ int run_trace(const AuditFlags& f) {
 int run_actor(const AuditFlags& f) {
   int64_t since = INT64_MIN;
   int64_t until = INT64_MAX;
-  if (!f.since.empty()) {
-    auto t = parse_time(f.since);
-    if (!t) return fail(kUsage, "--since must be RFC 3339 UTC (2026-01-02T03:04:05Z) or Unix ns");
+  if (f.since) {
+    auto t = core::parse_time_bound_ns(*f.since);
+    if (!t) return fail(kUsage, "--since: " + t.error().message);
     since = *t;
   }
-  if (!f.until.empty()) {
-    auto t = parse_time(f.until);
-    if (!t) return fail(kUsage, "--until must be RFC 3339 UTC (2026-01-02T03:04:05Z) or Unix ns");
+  if (f.until) {
+    auto t = core::parse_time_bound_ns(*f.until);
+    if (!t) return fail(kUsage, "--until: " + t.error().message);
     until = *t;
   }
   int code = kOk;
@@ -450,10 +419,14 @@ int run_verify_proof(const AuditFlags& f) {
     return fail(kBadInput, fmt::format("'{}' is {} bytes, over the limit of {}", f.proof_file,
                                        bytes, kMaxProofFileBytes));
   }
-  std::ifstream in(f.proof_file);
-  const json proof = json::parse(in, nullptr, false);
-  if (proof.is_discarded()) return fail(kBadInput, fmt::format("'{}' is not JSON", f.proof_file));
-  const json r = audit::verify_proof(proof, trusted);
+  const auto content = core::read_file(f.proof_file, kMaxProofFileBytes);
+  if (!content) {
+    return fail(kDataDir,
+                fmt::format("cannot read '{}': {}", f.proof_file, content.error().message));
+  }
+  const auto proof = core::parse_json(*content);
+  if (!proof) return fail(kBadInput, fmt::format("'{}': {}", f.proof_file, proof.error().message));
+  const json r = audit::verify_proof(*proof, trusted);
   if (f.json) {
     print_json(r);
   } else if (r["ok"].get<bool>()) {
@@ -526,8 +499,12 @@ void add_audit_command(CLI::App& app, int& exit_code) {
   auto* actor = audit->add_subcommand("actor", "All that one actor did, from the audit index");
   data(actor);
   actor->add_option("ACTOR", f->actor, "Actor (a token's subject)")->required();
-  actor->add_option("--since", f->since, "From this time: RFC 3339 UTC or Unix ns");
-  actor->add_option("--until", f->until, "Up to this time: RFC 3339 UTC or Unix ns");
+  actor->add_option_function<std::string>(
+      "--since", [f](const std::string& v) { f->since = v; },
+      "From this time: RFC 3339 (2026-01-02T03:04:05Z) or integer Unix ns");
+  actor->add_option_function<std::string>(
+      "--until", [f](const std::string& v) { f->until = v; },
+      "Up to this time: RFC 3339 (2026-01-02T03:04:05Z) or integer Unix ns");
   actor->add_option("--limit", f->limit, "At most this many events (1..10000)")
       ->capture_default_str()
       ->check(CLI::Range(1, 10'000));

@@ -3,14 +3,19 @@
 #include <fmt/format.h>
 
 #include <boost/asio/ip/address.hpp>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+
+#include "core/files.h"
+#include "core/json.h"
 
 namespace engram::cli {
 namespace {
 
 using nlohmann::json;
+
+constexpr size_t kMaxConfigFileBytes = 1 << 20;
+// A config is an object of settings and groups of settings ("feed": {...}).
+constexpr size_t kMaxConfigDepth = 2;
 
 core::Error bad(std::string message) {
   return core::make_error(core::errc::invalid_argument, std::move(message));
@@ -37,17 +42,14 @@ core::result<void> get_rate(const json& j, const std::string& key, double& out) 
 }  // namespace
 
 core::result<void> apply_config_file(const std::filesystem::path& path, ServeConfig& config) {
-  std::ifstream in(path);
-  if (!in) return bad(fmt::format("cannot read config file '{}'", path.string()));
-  std::stringstream text;
-  text << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(text.str());
-  } catch (const json::exception& e) {
-    return bad(fmt::format("config file '{}' is not valid JSON: {}", path.string(), e.what()));
+  auto text = core::read_file(path, kMaxConfigFileBytes);
+  if (!text) {
+    return bad(fmt::format("cannot read config file '{}': {}", path.string(),
+                           text.error().message));
   }
-  if (!j.is_object()) return bad("config: the file must hold a JSON object");
+  auto parsed = core::parse_json_object(*text, kMaxConfigDepth);
+  if (!parsed) return bad(fmt::format("config file '{}': {}", path.string(), parsed.error().message));
+  const json& j = *parsed;
 
   ServeConfig c = config;  // applied only when every key is good
   auto size = [](const json& v, const std::string& k, uint64_t min, uint64_t max,

@@ -73,7 +73,7 @@ TEST_CASE("api: a failed fsync gives 500, then 503 with Retry-After, and /readyz
   auto refused = p.call("POST", "/v1/commands/RegisterAgent", R"({"agent_id": "a3", "name": "C"})");
   CHECK(refused.status == 503);
   CHECK(InProcess::header(refused, "Retry-After") == "5");
-  auto generic = p.call("POST", "/v1/streams/notes", R"({"events": [{"type": "X"}]})");
+  auto generic = p.call("POST", "/v1/streams/notes", R"({"events": [{"type": "X", "data": {}}]})");
   CHECK(generic.status == 503);
   CHECK(InProcess::header(generic, "Retry-After") == "5");
 

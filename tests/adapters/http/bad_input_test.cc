@@ -58,8 +58,8 @@ TEST_CASE("bad input corpus: documented statuses, no crash, no event written") {
        "unsupported_media_type", "text/plain"},
       {"generic: no events", "/v1/streams/s1", R"({"events": []})", 400, "invalid_field"},
       {"generic: bad expected", "/v1/streams/s1",
-       R"({"expected_version": -1, "events": [{"type": "X"}]})", 400, "invalid_field"},
-      {"generic: bad id", "/v1/streams/s1", R"({"events": [{"type": "X", "id": "nope"}]})", 400,
+       R"({"expected_version": -1, "events": [{"type": "X", "data": {}}]})", 400, "invalid_field"},
+      {"generic: bad id", "/v1/streams/s1", R"({"events": [{"type": "X", "id": "nope", "data": {}}]})", 400,
        "invalid_field"},
       {"generic: too many events", "/v1/streams/s1",
        json{{"events", json::array()}}.dump().replace(11, 0,
@@ -67,7 +67,7 @@ TEST_CASE("bad input corpus: documented statuses, no crash, no event written") {
                                                         std::string s;
                                                         for (int i = 0; i < 101; ++i)
                                                           s += std::string(i ? "," : "") +
-                                                               R"({"type": "X"})";
+                                                               R"({"type": "X", "data": {}})";
                                                         return s;
                                                       }()),
        400, "invalid_field"},

@@ -204,7 +204,7 @@ TEST_CASE("serve: generic streams append and read like a plain event store") {
 
   auto conflict = c.request(
       "POST", "/v1/streams/notes-1",
-      json{{"expected_version", 5}, {"events", {{{"type", "X"}, {"data", nullptr}}}}}.dump(),
+      json{{"expected_version", 5}, {"events", {{{"type", "X"}, {"data", json::object()}}}}}.dump(),
       bearer(writer));
   CHECK(conflict.status == 409);
   CHECK(body_json(conflict)["actual_version"] == 2);
@@ -226,7 +226,7 @@ TEST_CASE("serve: generic streams append and read like a plain event store") {
 
   // Domain streams are written only by commands.
   auto domain = c.request("POST", "/v1/streams/agent-x",
-                          json{{"events", {{{"type", "AgentRegistered"}}}}}.dump(), bearer(writer));
+                          json{{"events", {{{"type", "AgentRegistered"}, {"data", json::object()}}}}}.dump(), bearer(writer));
   CHECK(domain.status == 403);
   CHECK(body_json(domain)["code"] == "domain_stream");
   CHECK(f.server->stop() == 0);
