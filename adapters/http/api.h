@@ -1,20 +1,24 @@
 #pragma once
 
-// engram's HTTP API (docs/http-api.md, docs/openapi.yaml): routes requests
-// to the command bus and the log, authenticates, rate-limits, counts, logs,
-// and turns every failure into application/problem+json (RFC 9457). No
-// Beast here: the Server hands over parsed requests.
+// engram's HTTP API (docs/http-api.md, docs/openapi.yaml): a Handler that
+// matches each request against the route table (routes.h), runs the
+// middleware (middleware.h: rate limits, authentication, roles, metrics,
+// access log) and the route's handler, and turns every failure into
+// application/problem+json (RFC 9457). No Beast here: the Server hands
+// over parsed requests.
 
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "adapters/http/feed.h"
 #include "adapters/http/server.h"
 #include "commands/bus.h"
 #include "core/clock.h"
+#include "core/flexjson.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/model_store.h"
@@ -35,8 +39,7 @@ struct ApiOptions {
   size_t max_events_per_request = 100;
   size_t max_page_size = 1000;
   size_t default_page_size = 100;
-  size_t max_json_depth = 64;
-  size_t max_idempotency_key_bytes = 128;
+  size_t max_json_depth = core::kMaxJsonDepth;
   // Token buckets; a rate of 0 turns that limit off.
   double per_token_rps = 5000;
   double per_token_burst = 10000;
@@ -77,6 +80,15 @@ class Api final : public Handler {
 
   void handle(Request request, Respond respond) override;
   Response protocol_error(int status, std::string_view detail, std::string_view remote_ip) override;
+
+  // The route table: each route's method, path template and query
+  // parameters (the OpenAPI document is checked against it).
+  struct RouteInfo {
+    std::string method;
+    std::string path;
+    std::vector<std::string> query;
+  };
+  std::vector<RouteInfo> routes() const;
 
   // For ServerObserver::connections.
   void connections_changed(int delta);

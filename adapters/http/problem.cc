@@ -58,4 +58,79 @@ Response problem_response(const Problem& p, std::string_view instance,
   return r;
 }
 
+namespace {
+
+int status_of(commands::Failure f) {
+  using F = commands::Failure;
+  switch (f) {
+    case F::malformed:
+      return 400;
+    case F::unknown_command:
+    case F::not_found:
+      return 404;
+    case F::forbidden:
+      return 403;
+    case F::conflict:
+      return 409;
+    case F::rule:
+      return 422;
+    case F::overloaded:
+    case F::unavailable:
+      return 503;
+    case F::internal:
+      return 500;
+  }
+  return 500;
+}
+
+}  // namespace
+
+Problem problem_from_command(const commands::CommandError& e) {
+  Problem p{status_of(e.kind), e.code, e.detail, e.field, e.actual_version, {}};
+  if (e.kind == commands::Failure::overloaded) p.retry_after_s = 1;
+  if (e.kind == commands::Failure::unavailable) p.retry_after_s = 5;
+  return p;
+}
+
+Problem problem_from_log(const core::Error& e) {
+  Problem p;
+  p.detail = e.message;
+  p.code = core::errc_name(e.code);
+  switch (e.code) {
+    case core::errc::invalid_argument:
+      p.status = 400;
+      p.code = "invalid_field";
+      break;
+    case core::errc::wrong_expected_version:
+      p.status = 409;
+      p.actual_version = e.actual_version;
+      break;
+    case core::errc::duplicate_id_conflict:
+      p.status = 409;
+      break;
+    case core::errc::overloaded:
+      p.status = 503;
+      p.retry_after_s = 1;
+      break;
+    case core::errc::read_only:
+    case core::errc::shutting_down:
+      p.status = 503;
+      p.retry_after_s = 5;
+      break;
+    case core::errc::not_found:
+      p.status = 404;
+      break;
+    default:
+      p.status = 500;
+      break;
+  }
+  return p;
+}
+
+Problem problem_from_query(const core::Error& e) {
+  if (e.code == core::errc::invalid_argument) return {400, "bad_query", e.message, {}, {}, {}};
+  if (e.code == core::errc::not_found) return {404, "not_found", e.message, {}, {}, {}};
+  return problem_from_log(e);
+}
+
 }  // namespace engram::http

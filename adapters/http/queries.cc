@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "commands/visibility.h"
+
 namespace engram::http {
 namespace {
 
@@ -12,25 +14,6 @@ using nlohmann::json;
 
 Problem bad(std::string field, std::string detail) {
   return Problem{400, "bad_query", std::move(detail), std::move(field), {}, {}};
-}
-
-// Refuses parameters the route does not know, so a typo is loud.
-std::optional<Problem> unknown_param(const QueryParams& q,
-                                     std::initializer_list<std::string_view> allowed) {
-  for (const auto& [k, v] : q) {
-    if (k == kMinPositionParam) continue;
-    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
-      return bad(k, fmt::format("unknown query parameter '{}'", k));
-    }
-  }
-  for (size_t i = 0; i < q.size(); ++i) {
-    for (size_t j = i + 1; j < q.size(); ++j) {
-      if (q[i].first == q[j].first) {
-        return bad(q[i].first, fmt::format("'{}' is given twice", q[i].first));
-      }
-    }
-  }
-  return std::nullopt;
 }
 
 std::optional<std::string> param(const QueryParams& q, std::string_view name) {
@@ -61,8 +44,13 @@ json item_or_null(const std::optional<double>& v) {
 
 }  // namespace
 
+std::vector<std::string> with_min_position(std::span<const std::string_view> params) {
+  std::vector<std::string> out(params.begin(), params.end());
+  out.emplace_back(kMinPositionParam);
+  return out;
+}
+
 core::result<projections::KnowledgeQuery, Problem> parse_knowledge_search(const QueryParams& q) {
-  if (auto p = unknown_param(q, {"q", "mode", "domain", "tag", "agent", "limit"})) return *p;
   projections::KnowledgeQuery out;
   auto text = param(q, "q");
   if (!text || text->empty()) return bad("q", "'q' (the search text) is required");
@@ -111,7 +99,6 @@ json render_knowledge_hits(const std::vector<projections::KnowledgeHit>& hits) {
 }
 
 core::result<RecommendQuery, Problem> parse_recommend(const QueryParams& q) {
-  if (auto p = unknown_param(q, {"domain", "limit"})) return *p;
   RecommendQuery out;
   auto domain = param(q, "domain");
   if (!domain || domain->empty()) return bad("domain", "'domain' is required");
@@ -123,7 +110,6 @@ core::result<RecommendQuery, Problem> parse_recommend(const QueryParams& q) {
 }
 
 core::result<SimilarQuery, Problem> parse_similar(const QueryParams& q) {
-  if (auto p = unknown_param(q, {"limit", "min_score"})) return *p;
   SimilarQuery out;
   auto limit = limit_of(q, 20, projections::kPatternsMaxLimit);
   if (!limit) return limit.error();
@@ -171,7 +157,7 @@ core::result<projections::MemoryQuery, Problem> parse_memory_search(const json& 
     return field("owner", "'owner' must be a string of 1..128 bytes");
   }
   q.owner = owner->get<std::string>();
-  if (!who.has(commands::Role::admin) && who.agent_id != q.owner) {
+  if (!commands::may_search_memories(who, q.owner)) {
     return Problem{403, "not_own_memory", "an agent may search only its own memories", {}, {}, {}};
   }
   const bool has_text = body.contains("text");

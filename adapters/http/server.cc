@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "core/assert.h"
+#include "core/logging.h"
 
 namespace engram::http {
 namespace {
@@ -45,9 +46,24 @@ struct Session {
   std::shared_ptr<BodyStream> body;
 };
 
+// What an exception says, for the log.
+std::string describe(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
+void log_exception(std::string_view what, std::exception_ptr e) {
+  core::logging::write(core::logging::Level::error, what, {{"exception", describe(e)}});
+}
+
 }  // namespace
 
-struct Server::Impl {
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   ServerOptions options;
   Handler* handler = nullptr;
   ServerObserver observer;
@@ -69,22 +85,36 @@ struct Server::Impl {
     if (observer.connections) observer.connections(d);
   }
 
-  // Hands the request to the handler and resumes the coroutine on `ex` with
-  // the answer, whichever thread the handler answers on.
+  // Hands the request to the handler and resumes the coroutine on its
+  // strand with the answer (nullopt: none will come; close the
+  // connection), whichever thread the handler answers on.
   template <typename Token>
   auto async_handle(Request req, Token&& token) {
-    return asio::async_initiate<Token, void(Response)>(
+    return asio::async_initiate<Token, void(std::optional<Response>)>(
         [this](auto completion, Request r) {
-          auto ex = asio::get_associated_executor(completion);
-          auto holder = std::make_shared<decltype(completion)>(std::move(completion));
-          // Keeps the I/O threads running while the handler works.
-          auto work = std::make_shared<asio::executor_work_guard<decltype(ex)>>(ex);
-          in_handler.fetch_add(1);
-          handler->handle(std::move(r), [this, holder, work](std::function<Response()> make) {
-            asio::post(work->get_executor(),
-                       [holder, make = std::move(make)]() mutable { (*holder)(make()); });
-            in_handler.fetch_sub(1);
-          });
+          const std::string remote = r.remote_ip;
+          auto pending = make_pending<std::function<Response()>>(
+              std::move(completion), [this, remote](auto& holder, auto make) {
+                std::optional<Response> answer;
+                if (make) {
+                  answer = build_response(*make, remote);
+                } else {
+                  core::logging::write(core::logging::Level::warn,
+                                       "a request was dropped unanswered; closing its connection",
+                                       {{"remote", remote}});
+                }
+                holder(std::move(answer));
+              });
+          try {
+            handler->handle(std::move(r), [pending](std::function<Response()> make) {
+              pending->finish(std::move(make));
+            });
+          } catch (...) {
+            log_exception("the handler threw", std::current_exception());
+            Response failed = handler->protocol_error(500, "the request failed inside the server",
+                                                      remote);
+            pending->finish([failed] { return failed; });
+          }
         },
         token, std::move(req));
   }
@@ -95,18 +125,57 @@ struct Server::Impl {
   auto async_pull(std::shared_ptr<BodyStream> body, Token&& token) {
     return asio::async_initiate<Token, void(std::optional<std::string>)>(
         [this](auto completion, std::shared_ptr<BodyStream> b) {
-          auto ex = asio::get_associated_executor(completion);
-          auto holder = std::make_shared<decltype(completion)>(std::move(completion));
-          auto work = std::make_shared<asio::executor_work_guard<decltype(ex)>>(ex);
-          in_handler.fetch_add(1);
-          b->pull([this, holder, work](std::optional<std::string> piece) {
-            asio::post(work->get_executor(), [holder, piece = std::move(piece)]() mutable {
-              (*holder)(std::move(piece));
-            });
-            in_handler.fetch_sub(1);
-          });
+          auto pending = make_pending<std::string>(
+              std::move(completion),
+              [](auto& holder, std::optional<std::string> piece) { holder(std::move(piece)); });
+          b->pull([pending](std::optional<std::string> piece) { pending->finish(std::move(piece)); });
         },
         token, std::move(body));
+  }
+
+  // The response `make` builds, or the handler's 500 when it throws (it
+  // runs on an I/O thread, whose run() must not see an exception).
+  Response build_response(const std::function<Response()>& make, const std::string& remote) {
+    try {
+      return make();
+    } catch (...) {
+      log_exception("building a response threw", std::current_exception());
+      return handler->protocol_error(500, "the request failed inside the server", remote);
+    }
+  }
+
+  // One answer the server waits for (a response from the handler, a piece
+  // from a stream), counted in `in_handler` until it arrives: the first
+  // finish() resumes the coroutine on its executor. Copies of the callback
+  // share it; when the last is dropped unanswered, it finishes with nullopt,
+  // so neither the count nor the coroutine leaks. It keeps the Impl (and so
+  // the I/O context) alive: an answer that comes after stop() gave up on it
+  // is queued on the stopped context and destroyed with it.
+  template <typename Value, typename Completion, typename Deliver>
+  auto make_pending(Completion completion, Deliver deliver) {
+    struct Pending {
+      std::shared_ptr<Impl> impl;  // first: released last
+      std::function<void(std::optional<Value>)> resume;
+      std::atomic<bool> done{false};
+      void finish(std::optional<Value> v) {
+        if (done.exchange(true)) return;
+        resume(std::move(v));
+        impl->in_handler.fetch_sub(1);
+      }
+      ~Pending() { finish(std::nullopt); }
+    };
+    auto ex = asio::get_associated_executor(completion);
+    auto holder = std::make_shared<Completion>(std::move(completion));
+    auto work = std::make_shared<asio::executor_work_guard<decltype(ex)>>(ex);
+    auto pending = std::make_shared<Pending>();
+    pending->impl = shared_from_this();
+    pending->resume = [holder, work, deliver](std::optional<Value> v) {
+      asio::post(work->get_executor(), [holder, deliver, v = std::move(v)]() mutable {
+        deliver(*holder, std::move(v));
+      });
+    };
+    in_handler.fetch_add(1);
+    return pending;
   }
 
   // Cancels the stream as soon as the client closes its end (or the
@@ -258,8 +327,10 @@ struct Server::Impl {
 
       s->busy = true;
       s->stream.expires_never();  // the handler bounds its own work
-      Response resp = co_await async_handle(std::move(req), use_awaitable);
+      std::optional<Response> answer = co_await async_handle(std::move(req), use_awaitable);
       s->busy = false;
+      if (!answer) break;  // the handler dropped the request: nothing to send
+      Response resp = std::move(*answer);
       if (resp.stream) {
         co_await run_stream(s, std::move(resp), version);
         break;
@@ -310,13 +381,15 @@ struct Server::Impl {
       }
       connections.fetch_add(1);
       connection_delta(+1);
-      asio::co_spawn(s->stream.get_executor(), run_session(s),
-                     [this, s](std::exception_ptr) { finish_session(s); });
+      asio::co_spawn(s->stream.get_executor(), run_session(s), [this, s](std::exception_ptr e) {
+        if (e) log_exception("a connection failed", e);
+        finish_session(s);
+      });
     }
   }
 };
 
-Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::Server(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Server::~Server() {
   stop();
@@ -327,7 +400,7 @@ core::result<std::unique_ptr<Server>> Server::start(const ServerOptions& options
   if (options.io_threads == 0 || options.io_threads > 256) {
     return core::make_error(core::errc::invalid_argument, "io_threads must be 1..256");
   }
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_shared<Impl>();
   impl->options = options;
   impl->handler = &handler;
   impl->observer = std::move(observer);
@@ -402,10 +475,18 @@ void Server::stop() {
   }
   close_where(Close::all);
   // Whatever the handler still holds will be answered (the log completes
-  // every append, a cancelled stream answers its pull); the answer must find
-  // the I/O threads alive.
-  while (s.in_handler.load() > 0 || s.connections.load() > 0) {
+  // every append, a cancelled stream answers its pull); the answer should
+  // find the I/O threads alive. An answer later than kHandlerDrainMs is left
+  // behind: the Impl it holds keeps the I/O context until it comes.
+  const auto drain_deadline = std::chrono::steady_clock::now() + milliseconds(kHandlerDrainMs);
+  while ((s.in_handler.load() > 0 || s.connections.load() > 0) &&
+         std::chrono::steady_clock::now() < drain_deadline) {
     std::this_thread::sleep_for(milliseconds(5));
+  }
+  if (s.in_handler.load() > 0) {
+    core::logging::write(core::logging::Level::error,
+                         "stopping with answers still outstanding; their connections are closed",
+                         {{"outstanding", s.in_handler.load()}, {"waited_ms", kHandlerDrainMs}});
   }
   s.ioc.stop();
   for (auto& t : s.threads) t.join();

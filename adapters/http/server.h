@@ -28,8 +28,13 @@
 //   end with their terminating chunk; a stream still writing after
 //   kStreamEndGraceMs is closed), lets requests in flight finish and answer
 //   (with Connection: close) for up to shutdown_grace_ms, then closes what
-//   is left. It returns when every connection is closed and the I/O threads
-//   have exited.
+//   is left and waits at most kHandlerDrainMs more for the answers the
+//   handler still owes (logging how many it leaves behind). It returns
+//   when the I/O threads have exited.
+// - A handler that throws is logged and its request answered with
+//   protocol_error(500); a response builder that throws likewise. A handler
+//   that drops Respond without calling it is logged, and its connection is
+//   closed without an answer. Neither keeps stop() waiting.
 
 #include <cstddef>
 #include <cstdint>
@@ -49,6 +54,10 @@ namespace engram::http {
 // chunk before its connection is closed, in milliseconds (at most
 // shutdown_grace_ms): subscribers must not hold up a shutdown.
 inline constexpr uint64_t kStreamEndGraceMs = 200;
+
+// How long stop(), after shutdown_grace_ms, still waits for answers the
+// handler owes before it stops the I/O threads without them.
+inline constexpr uint64_t kHandlerDrainMs = 5'000;
 
 struct ServerOptions {
   std::string listen_address = "127.0.0.1";
@@ -117,7 +126,7 @@ struct ServerObserver {
 };
 
 // How a handler answers: exactly once, from any thread, with a function that
-// makes the response. The server runs that function on the connection's
+// makes the response (only the first call counts). The server runs that function on the connection's
 // strand, so a handler answering from a thread that must stay quick (the
 // log's) leaves building the response to an I/O thread.
 using Respond = std::function<void(std::function<Response()>)>;
@@ -127,7 +136,7 @@ class Handler {
   virtual ~Handler() = default;
   virtual void handle(Request request, Respond respond) = 0;
   // The answer to a request the server rejected before routing it (413,
-  // 431, 400, 503 for too many connections).
+  // 431, 400, 503 for too many connections), or whose handler threw (500).
   virtual Response protocol_error(int status, std::string_view detail,
                                   std::string_view remote_ip) = 0;
 };
@@ -149,8 +158,8 @@ class Server {
   struct Impl;
 
  private:
-  explicit Server(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Server(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace engram::http

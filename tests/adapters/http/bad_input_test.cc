@@ -88,6 +88,26 @@ TEST_CASE("bad input corpus: documented statuses, no crash, no event written") {
     if (!c.connected()) c.connect();
   }
 
+  // A repeated name is refused, naming it, on every JSON route: a proxy in
+  // front could read the other value.
+  struct Repeat {
+    std::string target;
+    std::string body;
+    std::string field;
+  };
+  for (const auto& k : std::vector<Repeat>{
+           {"/v1/commands/RegisterAgent", R"({"agent_id":"a6","agent_id":"a7","name":"x"})",
+            "/agent_id"},
+           {"/v1/streams/s1", R"({"events":[{"type":"X","data":{"n":1,"n":2}}]})",
+            "/events/0/data/n"},
+           {"/v1/memories/search", R"({"owner":"a6","owner":"a7","text":"t"})", "/owner"}}) {
+    INFO(k.target);
+    auto r = c.request("POST", k.target, k.body, bearer(writer));
+    CHECK(r.status == 400);
+    CHECK(body_json(r)["code"] == "duplicate_field");
+    CHECK(body_json(r)["field"] == k.field);
+  }
+
   // Field errors name the field.
   auto field = c.request("POST", "/v1/commands/RegisterAgent", R"({"agent_id": 42, "name": "x"})",
                          bearer(writer));

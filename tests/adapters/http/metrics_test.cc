@@ -39,3 +39,29 @@ TEST_CASE("/metrics: Prometheus text that promtool accepts, with the promised se
   CHECK(r.exit_code == 0);
   CHECK(f.server->stop() == 0);
 }
+
+TEST_CASE("/metrics: labels come from the route table, never from the client's text") {
+  ServeFixture f;
+  HttpClient c(f.port());
+  const std::string admin = f.token({"admin"}, "root");
+  // Junk methods and paths: each its own text, none its own series.
+  for (int i = 0; i < 5; ++i) {
+    const std::string junk = "BREW" + std::to_string(i);
+    CHECK(c.request(junk, "/healthz").status == 405);
+    CHECK(c.request(junk, "/junk/" + junk).status == 404);
+    CHECK(c.request("GET", "/v1/streams/s" + std::to_string(i), "", bearer(admin)).status == 404);
+  }
+  auto m = c.request("GET", "/metrics", "", bearer(admin));
+  REQUIRE(m.status == 200);
+  CHECK(m.body.find("BREW") == std::string::npos);
+  CHECK(m.body.find("/junk") == std::string::npos);
+  for (const char* series :
+       {"engram_http_requests_total{route=\"/healthz\",method=\"other\",status=\"405\"} 5",
+        "engram_http_requests_total{route=\"other\",method=\"other\",status=\"404\"} 5",
+        "engram_http_requests_total{route=\"/v1/streams/{stream}\",method=\"GET\",status=\"404\"} "
+        "5"}) {
+    INFO(series);
+    CHECK(m.body.find(series) != std::string::npos);
+  }
+  CHECK(f.server->stop() == 0);
+}

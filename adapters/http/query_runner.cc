@@ -1,0 +1,66 @@
+#include "adapters/http/query_runner.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+namespace engram::http {
+
+QueryRunner::QueryRunner(projections::Runtime* read_side, uint64_t max_wait_ms)
+    : read_side_(read_side), max_wait_ms_(max_wait_ms) {}
+
+void QueryRunner::run(const ExchangePtr& x, std::function<Response()> work) {
+  x->answer_later(std::move(work));
+}
+
+std::shared_ptr<projections::Worker> QueryRunner::serving(const ExchangePtr& x,
+                                                          std::string_view projection) {
+  auto w = read_side_ ? read_side_->serving(projection) : nullptr;
+  if (w == nullptr) {
+    x->fail({503,
+             "read_model_unavailable",
+             fmt::format("the {} read model is not running or is being rebuilt", projection),
+             {},
+             {},
+             5});
+  }
+  return w;
+}
+
+Response QueryRunner::answer_reached(const Exchange& x, const projections::Worker& w, bool reached,
+                                     const ModelQuery& query) const {
+  const projections::WorkerStats st = w.stats();
+  Response r;
+  if (st.failed) {
+    r = x.problem({503, "read_model_failed", st.failure, {}, {}, 5});
+  } else if (!reached) {
+    r = x.problem({504,
+                   "position_not_reached",
+                   fmt::format("the read model is at position {}; min_position not reached within "
+                               "{} ms",
+                               st.position.value(), max_wait_ms_),
+                   "min_position",
+                   {},
+                   {}});
+  } else {
+    r = query(w);
+  }
+  r.headers.emplace_back("X-Engram-Position", std::to_string(st.position.value()));
+  return r;
+}
+
+void QueryRunner::read_model(const ExchangePtr& x, std::string_view projection, ModelQuery query) {
+  std::shared_ptr<projections::Worker> w = serving(x, projection);
+  if (w == nullptr) return;
+  auto min = x->query_u64("min_position", 0, 0, UINT64_MAX);
+  if (!min) return;
+  // Called on the worker's thread (or at once on this one): it only hands
+  // the query on.
+  auto reached = [this, x, w, query = std::move(query)](bool ok) {
+    run(x, [this, x, w, query, ok] { return answer_reached(*x, *w, ok, query); });
+  };
+  w->when_reached(core::Position(*min), std::chrono::milliseconds(max_wait_ms_),
+                  std::move(reached));
+}
+
+}  // namespace engram::http

@@ -1,0 +1,50 @@
+#pragma once
+
+// Where read-model and audit queries run: never on an I/O thread.
+//
+// Contract
+// - run(): `work` runs on the query pool and its response answers the
+//   exchange. When the pool's queue is full the exchange gets 503
+//   overloaded with Retry-After: 1 at once: a burst of slow searches fills
+//   the query pool, not the I/O threads, so health checks and commands are
+//   answered meanwhile.
+// - read_model(): waits, without holding a thread, until the projection
+//   reached the request's min_position (at most max_wait_ms, then 504
+//   position_not_reached), then run()s the query against the worker that
+//   was serving when the request came (it stays readable while held, even
+//   if a new version swaps in meanwhile). Every answer carries
+//   X-Engram-Position. A failed worker answers 503 read_model_failed; no
+//   serving worker 503 read_model_unavailable.
+
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "adapters/http/exchange.h"
+#include "projections/runtime.h"
+
+namespace engram::http {
+
+class QueryRunner {
+ public:
+  QueryRunner(projections::Runtime* read_side, uint64_t max_wait_ms);
+
+  void run(const ExchangePtr& x, std::function<Response()> work);
+
+  using ModelQuery = std::function<Response(const projections::Worker&)>;
+  void read_model(const ExchangePtr& x, std::string_view projection, ModelQuery query);
+
+  // The worker serving `projection`, or null after answering 503
+  // read_model_unavailable (for routes that check a request against the
+  // model before querying it).
+  std::shared_ptr<projections::Worker> serving(const ExchangePtr& x, std::string_view projection);
+
+ private:
+  Response answer_reached(const Exchange& x, const projections::Worker& w, bool reached,
+                          const ModelQuery& query) const;
+
+  projections::Runtime* read_side_;
+  uint64_t max_wait_ms_;
+};
+
+}  // namespace engram::http
