@@ -25,6 +25,11 @@ struct EventData {
   PayloadFormat payload_format = PayloadFormat::flexbuffer;
   std::string payload;
   std::string metadata;  // a FlexBuffer map, or empty
+  // The entity of the stream this event is about (a memory id in its
+  // owner's stream), or empty. Not part of the envelope: the log indexes it
+  // (Log::latest_entity_event) so a decision can find one entity's latest
+  // event without replaying the stream.
+  std::string entity;
 };
 
 // Who asked for an append and why; copied into every event of the append.

@@ -22,12 +22,15 @@ inline constexpr const char* kDedupeCf = "dedupe";             // event id → D
 inline constexpr const char* kMetaCf = "meta";                 // named values below
 inline constexpr const char* kKeysCf = "keys";                 // owner → KeyRecord (keystore)
 inline constexpr const char* kMerkleCf = "merkle";             // level(1) index(8) → node hash
+inline constexpr const char* kEntityIndexCf = "entity_index";  // stream \0 entity \0 position → version
 inline constexpr std::string_view kModelCfPrefix = "model:";   // one per read model (model_store.h)
 
 inline constexpr std::string_view kMetaFormat = "format";   // kFormatV1
 inline constexpr std::string_view kMetaHead = "head";       // position(8) hash(32)
 inline constexpr std::string_view kMetaNodeId = "node_id";  // 16-byte UUID
 inline constexpr std::string_view kFormatV1 = "engram-log-v1";
+// The name of the extractor the entity index was built with (Log::rebuild_entity_index).
+inline constexpr std::string_view kMetaEntityIndex = "entity_index";
 
 inline void put_be64(char* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(v >> (56 - 8 * i));
@@ -64,6 +67,23 @@ inline std::string stream_index_prefix(std::string_view stream) {
 inline std::string stream_index_key(std::string_view stream, StreamVersion v) {
   std::string k = stream_index_prefix(stream);
   k.append(be64(v.value()));
+  return k;
+}
+
+// Entity names never contain NUL either (checked like stream names), so an
+// entity's entries are contiguous and ordered by position.
+inline std::string entity_prefix(std::string_view stream, std::string_view entity) {
+  std::string k;
+  k.reserve(stream.size() + entity.size() + 10);
+  k.append(stream);
+  k.push_back('\0');
+  k.append(entity);
+  k.push_back('\0');
+  return k;
+}
+inline std::string entity_key(std::string_view stream, std::string_view entity, Position p) {
+  std::string k = entity_prefix(stream, entity);
+  k.append(be64(p.value()));
   return k;
 }
 

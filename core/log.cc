@@ -12,6 +12,7 @@
 #include "core/keys.h"
 #include "core/log_impl.h"
 #include "core/rocks_status.h"
+#include "core/thread_role.h"
 
 namespace engram::core {
 namespace {
@@ -164,7 +165,7 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
   const std::vector<std::pair<const char*, bool>> core_families = {
       {keys::kEventsCf, true}, {keys::kStreamIndexCf, false}, {keys::kStreamHeadsCf, true},
       {keys::kDedupeCf, true}, {keys::kMetaCf, true},         {keys::kKeysCf, true},
-      {keys::kMerkleCf, true}};
+      {keys::kMerkleCf, true},  {keys::kEntityIndexCf, false}};
 
   impl->head = std::make_unique<HeadState>(Head{});
   impl->dedupe_filter = std::make_unique<DedupeWindowFilter>(impl->head->position_atomic(),
@@ -180,6 +181,7 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
       cf.compaction_filter = impl->dedupe_filter.get();
     }
     if (std::string_view(name) == keys::kStreamIndexCf ||
+        std::string_view(name) == keys::kEntityIndexCf ||
         std::string_view(name) == keys::kStreamHeadsCf) {
       cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<UpToNulTransform>();
     }
@@ -226,6 +228,7 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
   impl->dedupe = impl->handles[4];
   impl->meta = impl->handles[5];
   impl->merkle = impl->handles[7];
+  impl->entity_index = impl->handles[8];
   for (size_t i = 0; i < descriptors.size(); ++i) {
     const std::string& name = descriptors[i].name;
     if (name.rfind(keys::kModelCfPrefix, 0) != 0) continue;
@@ -327,6 +330,7 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
     deps.dedupe = impl->dedupe;
     deps.meta = impl->meta;
     deps.merkle = impl->merkle;
+    deps.entity_index = impl->entity_index;
     deps.options = &impl->options;
     deps.clock = impl->clock.get();
     deps.head = impl->head.get();
@@ -359,6 +363,7 @@ result<Head> Log::catch_up() {
 
 result<AppendResult> Log::append(std::string_view stream, ExpectedVersion expected,
                                  std::span<const EventData> events, const AppendContext& context) {
+  expect_may_block("Log::append (waits for an fsync)");
   AppendRequest req;
   if (auto r = prepare(stream, expected, events, context, req); !r) return r.error();
   return impl_->writer->submit(req);
@@ -403,6 +408,11 @@ result<void> Log::prepare(std::string_view stream, ExpectedVersion expected,
         !r) {
       return r.error();
     }
+    if (auto r = check_name(fmt::format("events[{}].entity", i), e.entity, o.max_entity_bytes,
+                            true);
+        !r) {
+      return r.error();
+    }
     const size_t bytes = e.payload.size() + e.metadata.size();
     if (bytes > o.max_event_bytes) {
       return make_error(
@@ -430,6 +440,7 @@ result<void> Log::prepare(std::string_view stream, ExpectedVersion expected,
     c.payload_format = e.payload_format;
     c.payload = {reinterpret_cast<const uint8_t*>(e.payload.data()), e.payload.size()};
     c.metadata = {reinterpret_cast<const uint8_t*>(e.metadata.data()), e.metadata.size()};
+    p.entity = e.entity;
     p.digest = envelope::content_digest(c);
     p.envelope = envelope::build(c);
     req.events.push_back(std::move(p));
@@ -577,6 +588,7 @@ Head Log::head() const {
 }
 
 bool Log::wait_for(Position position, std::chrono::milliseconds timeout) const {
+  expect_may_block("Log::wait_for");
   return impl_->head->wait_for(position, timeout);
 }
 
@@ -662,6 +674,73 @@ std::vector<std::string> Log::model_stores() const {
   std::vector<std::string> names;
   for (const auto& [name, store] : impl_->models) names.push_back(name);
   return names;
+}
+
+result<std::optional<Position>> Log::latest_entity_event(std::string_view stream,
+                                                         std::string_view entity) const {
+  const LogOptions& o = impl_->options;
+  if (auto r = check_name("stream name", stream, o.max_stream_name_bytes, false); !r)
+    return r.error();
+  if (auto r = check_name("entity", entity, o.max_entity_bytes, false); !r) return r.error();
+  // Entries of written but unacknowledged groups sort after the head's.
+  const Position head = impl_->head->position();
+  const std::string prefix = keys::entity_prefix(stream, entity);
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->entity_index));
+  it->SeekForPrev(keys::entity_key(stream, entity, head));
+  if (!it->status().ok()) return from_status(it->status(), "reading the entity index");
+  if (!it->Valid() || !it->key().starts_with(prefix)) return std::optional<Position>();
+  auto p = keys::parse_be64(it->key().ToStringView().substr(prefix.size()));
+  if (!p || *p == 0 || *p > head.value())
+    return make_error(errc::corruption, "malformed entity index entry");
+  return std::optional<Position>(Position(*p));
+}
+
+result<std::string> Log::entity_index_name() const {
+  std::string name;
+  const rocksdb::Status s =
+      impl_->db->Get(rocksdb::ReadOptions(), impl_->meta, keys::kMetaEntityIndex, &name);
+  if (s.IsNotFound()) return std::string();
+  if (!s.ok()) return from_status(s, "reading the entity index's name");
+  return name;
+}
+
+result<void> Log::rebuild_entity_index(std::string_view name, const EntityExtractor& extract) {
+  if (!impl_->writer) return make_error(errc::read_only, "the log was opened read-only");
+  if (name.empty() || name.size() > 64)
+    return make_error(errc::invalid_argument, "an entity index name is 1..64 bytes");
+  // Everything in the family sorts before 0xFF: stream names are UTF-8.
+  const std::string end(1, '\xff');
+  rocksdb::WriteOptions wo;
+  if (auto s = impl_->db->DeleteRange(wo, impl_->entity_index, "", end); !s.ok())
+    return from_status(s, "clearing the entity index");
+  const Position head = impl_->head->position();
+  constexpr size_t kPageEvents = 10'000;
+  Position next(1);
+  while (next <= head) {
+    auto page = read_all(next, kPageEvents);
+    if (!page) return page.error();
+    if (page->empty()) break;
+    rocksdb::WriteBatch batch;
+    for (const RecordedEvent& e : *page) {
+      const std::string entity = extract(e);
+      if (entity.empty()) continue;
+      if (auto r = check_name("entity", entity, impl_->options.max_entity_bytes, false); !r)
+        return r.error();
+      batch.Put(impl_->entity_index, keys::entity_key(e.stream(), entity, e.position()),
+                keys::be64(e.version().value()));
+    }
+    if (auto s = impl_->db->Write(wo, &batch); !s.ok())
+      return from_status(s, "writing the entity index");
+    next = page->back().position().next();
+  }
+  wo.sync = true;
+  if (auto s = impl_->db->Put(wo, impl_->meta, keys::kMetaEntityIndex,
+                              rocksdb::Slice(name.data(), name.size()));
+      !s.ok()) {
+    return from_status(s, "recording the entity index's name");
+  }
+  return {};
 }
 
 result<std::optional<RecordedEvent>> Log::find_event(const Uuid& id) const {

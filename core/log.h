@@ -83,6 +83,7 @@ struct LogOptions {
   size_t max_stream_name_bytes = 256;
   size_t max_event_type_bytes = 128;
   size_t max_actor_bytes = 256;
+  size_t max_entity_bytes = 256;  // EventData::entity
 
   // An event id is remembered for idempotency while the log holds fewer than
   // this many events after it. Older ids are forgotten (compaction drops
@@ -176,15 +177,17 @@ class Log {
   Log& operator=(const Log&) = delete;
 
   // Appends `events` to `stream` if its version satisfies `expected`.
-  // Blocks until the group holding the append is fsynced.
+  // Blocks until the group holding the append is fsynced, so it must not be
+  // called on an I/O or log thread (core/thread_role.h; asserted).
   result<AppendResult> append(std::string_view stream, ExpectedVersion expected,
                               std::span<const EventData> events, const AppendContext& context = {});
 
   // The same append without blocking a thread through the fsync (for event
   // loops). If the append was queued, returns success and later calls
-  // `done` exactly once with the outcome, on one of the log's threads: it
-  // must return quickly and must not call append() (that would wait on the
-  // thread it runs on); append_async() is fine. If it was not queued (bad
+  // `done` exactly once with the outcome, on one of the log's threads
+  // (ThreadRole::log_writer or log_syncer): it must only hand the outcome
+  // to another thread (an Executor, an event loop) and return; anything
+  // more delays every later group commit (docs/architecture.md, "Threads"). If it was not queued (bad
   // input, overloaded, read-only, closing) the error is returned here and
   // `done` is never called.
   using AppendCallback = std::function<void(result<AppendResult>)>;
@@ -235,6 +238,23 @@ class Log {
   result<Hash256> tree_root(Position size) const;
   result<std::vector<Hash256>> inclusion_proof(Position position, Position tree_size) const;
   result<std::vector<Hash256>> consistency_proof(Position old_size, Position new_size) const;
+
+  // The entity index (EventData::entity): the position of the latest
+  // acknowledged event of `stream` that named `entity`; nullopt when none
+  // did. One RocksDB seek; it never reads the stream.
+  result<std::optional<Position>> latest_entity_event(std::string_view stream,
+                                                      std::string_view entity) const;
+  // What names the entities of stored events (the domain knows, core does
+  // not): the entity of one event, or empty.
+  using EntityExtractor = std::function<std::string(const RecordedEvent&)>;
+  // The name given to the last rebuild_entity_index(); empty when none ran.
+  result<std::string> entity_index_name() const;
+  // Rebuilds the entity index from every stored event with `extract` and
+  // records `name` (1..64 bytes), so a caller whose extractor changes (or a
+  // log written before the index existed) rebuilds once. Reads the whole
+  // log; call it at start, before any append that names entities.
+  // errc::read_only on a read-only log.
+  result<void> rebuild_entity_index(std::string_view name, const EntityExtractor& extract);
 
   // The event stored under this id while the dedupe window remembers it;
   // nullopt when it is unknown, forgotten or not yet acknowledged.

@@ -49,6 +49,7 @@ struct Log::Impl {
   rocksdb::ColumnFamilyHandle* dedupe = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
   rocksdb::ColumnFamilyHandle* merkle = nullptr;
+  rocksdb::ColumnFamilyHandle* entity_index = nullptr;
   Uuid log_id;
   std::unique_ptr<RocksKeyStore> key_store;
   std::shared_ptr<rocksdb::Cache> block_cache;

@@ -9,6 +9,8 @@
 
 #include "core/envelope.h"
 #include "core/keys.h"
+#include "core/logging.h"
+#include "core/thread_role.h"
 
 namespace engram::core {
 namespace {
@@ -52,10 +54,12 @@ GroupCommitWriter::GroupCommitWriter(WriterDeps deps, int64_t last_recorded_at_n
   ENGRAM_ASSERT(tree_.size() == written_.position.value());
   syncer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "engram-syncer");
+    set_thread_role(ThreadRole::log_syncer);
     run_syncer();
   });
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "engram-writer");
+    set_thread_role(ThreadRole::log_writer);
     run();
   });
 }
@@ -151,7 +155,7 @@ void GroupCommitWriter::run() {
     if (!more_waiting) {
       std::unique_lock stage(stage_mu_, std::try_to_lock);
       if (stage.owns_lock()) {
-        sync_stage();
+        sync_stage(stage);
       } else {
         wake_syncer();  // it is syncing earlier groups; it will take this one next
       }
@@ -168,8 +172,8 @@ void GroupCommitWriter::run_syncer() {
       syncer_sleeping_ = false;
       if (sync_queue_.empty()) return;  // stopping and drained
     }
-    std::lock_guard stage(stage_mu_);
-    sync_stage();
+    std::unique_lock stage(stage_mu_);
+    sync_stage(stage);
   }
 }
 
@@ -192,7 +196,7 @@ void GroupCommitWriter::wake_syncer() {
   if (sleeping) sync_cv_.notify_one();
 }
 
-void GroupCommitWriter::sync_stage() {
+void GroupCommitWriter::sync_stage(std::unique_lock<std::mutex>& stage) {
   std::vector<std::unique_ptr<Group>> groups;
   {
     std::lock_guard lock(sync_mu_);
@@ -228,6 +232,11 @@ void GroupCommitWriter::sync_stage() {
       for (AppendRequest* r : g->pending) r->outcome = make_error(errc::io_error, recorded);
     }
   }
+  // Completions run outside stage_mu_, so the next sync can start while
+  // they run; complete_mu_, taken before stage_mu_ is released, keeps them
+  // in group order.
+  std::lock_guard in_order(complete_mu_);
+  stage.unlock();
   for (auto& g : groups) {
     for (AppendRequest* r : g->pending) complete(*r);
   }
@@ -275,9 +284,19 @@ void GroupCommitWriter::complete(AppendRequest& req) {
 }
 
 void GroupCommitWriter::fail(const std::string& reason) {
-  std::lock_guard lock(health_mu_);
-  if (!failed_.load()) failure_ = reason;
-  failed_.store(true, std::memory_order_release);
+  bool first = false;
+  {
+    std::lock_guard lock(health_mu_);
+    first = !failed_.load();
+    if (first) failure_ = reason;
+    failed_.store(true, std::memory_order_release);
+  }
+  // Once, with the cause: every later append fails with read_only and
+  // names the same reason, so the log says it only here.
+  if (first) {
+    logging::write(logging::Level::error, "log turned read-only",
+                   {{"reason", reason}, {"head", d_.head->position().value()}});
+  }
 }
 
 std::unique_ptr<GroupCommitWriter::Group> GroupCommitWriter::write_group(
@@ -478,6 +497,10 @@ void GroupCommitWriter::decide_append(AppendRequest& req, Group& g) {
     g.batch.Put(d_.events, pos_key, ev.envelope);
     g.batch.Put(d_.stream_index, keys::stream_index_key(req.stream, StreamVersion(version)),
                 pos_key);
+    if (!ev.entity.empty()) {
+      g.batch.Put(d_.entity_index, keys::entity_key(req.stream, ev.entity, pos),
+                  keys::be64(version));
+    }
     const keys::DedupeEntry entry{pos, StreamVersion(version), ev.digest};
     g.batch.Put(d_.dedupe, keys::dedupe_key(ev.id.hi, ev.id.lo), entry.encode());
     // A failed group turns the log read-only, so the tree may run ahead of

@@ -46,6 +46,7 @@ struct PreparedEvent {
   std::string envelope;  // built by envelope::build(), sealed by the writer
   Hash256 digest{};      // envelope::content_digest() of its content
   Uuid id;
+  std::string entity;  // EventData::entity
 };
 
 struct AppendRequest {
@@ -71,6 +72,7 @@ struct WriterDeps {
   rocksdb::ColumnFamilyHandle* dedupe = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
   rocksdb::ColumnFamilyHandle* merkle = nullptr;
+  rocksdb::ColumnFamilyHandle* entity_index = nullptr;
   const LogOptions* options = nullptr;
   Clock* clock = nullptr;
   HeadState* head = nullptr;
@@ -129,8 +131,9 @@ class GroupCommitWriter {
   void hand_to_sync(std::unique_ptr<Group> g, bool wake);
   void wake_syncer();
   // Syncs the WAL once for every group handed over so far, publishes the
-  // head and completes their requests. Caller holds stage_mu_.
-  void sync_stage();
+  // head and completes their requests. Called with `stage` (stage_mu_)
+  // locked; releases it before completing.
+  void sync_stage(std::unique_lock<std::mutex>& stage);
   // Decides one append against the group state; sets req.outcome and, if it
   // writes, adds its puts to the batch.
   void decide_append(AppendRequest& req, Group& g);
@@ -167,6 +170,7 @@ class GroupCommitWriter {
   bool syncer_sleeping_ = false;
   bool sync_stopping_ = false;
   std::mutex stage_mu_;
+  std::mutex complete_mu_;  // completions, in group order (sync_stage)
 
   // Owned by the writer thread.
   Head written_;           // the last written (maybe not yet synced) event

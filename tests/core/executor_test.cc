@@ -1,0 +1,117 @@
+// Thread pools (core/executor.h) and the thread-role checks (core/thread_role.h).
+
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "core/executor.h"
+#include "core/thread_role.h"
+
+using namespace engram::core;
+
+namespace {
+
+// Runs `fn` in a forked child and says whether the child aborted (a failed
+// ENGRAM_ASSERT). The child runs only `fn`, on its one thread.
+bool aborts(const std::function<void()>& fn) {
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // doctest's crash handler would report the child's abort as a failure.
+    std::signal(SIGABRT, SIG_DFL);
+    fn();
+    _exit(0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+}  // namespace
+
+TEST_CASE("thread pool: runs every task on its threads, with its role") {
+  ThreadPool pool({"test-pool", 2, 1000, ThreadRole::query});
+  std::atomic<int> ran{0};
+  std::atomic<int> wrong_role{0};
+  for (int i = 0; i < 500; ++i) {
+    REQUIRE(pool.try_post([&] {
+      if (thread_role() != ThreadRole::query) wrong_role.fetch_add(1);
+      ran.fetch_add(1);
+    }));
+  }
+  pool.stop();  // runs what is queued
+  CHECK(ran.load() == 500);
+  CHECK(wrong_role.load() == 0);
+  CHECK(pool.stats().tasks_run == 500);
+  CHECK_FALSE(pool.try_post([] {}));  // stopped
+}
+
+TEST_CASE("thread pool: a full queue refuses at once, post() still queues") {
+  ThreadPool pool({"test-pool", 1, 2, ThreadRole::bus});
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  bool started = false;
+  // Occupies the one thread until released.
+  REQUIRE(pool.try_post([&] {
+    std::unique_lock lock(mu);
+    started = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  }));
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return started; });
+  }
+  std::atomic<int> ran{0};
+  CHECK(pool.try_post([&] { ran.fetch_add(1); }));
+  CHECK(pool.try_post([&] { ran.fetch_add(1); }));
+  CHECK_FALSE(pool.try_post([&] { ran.fetch_add(100); }));  // 2 queued: full
+  CHECK(pool.stats().tasks_refused == 1);
+  pool.post([&] { ran.fetch_add(1); });  // a continuation is never refused
+  CHECK(pool.stats().queued == 3);
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  pool.stop();
+  CHECK(ran.load() == 3);
+}
+
+TEST_CASE("thread roles: blocking work is refused on I/O and log threads") {
+  CHECK(thread_role() == ThreadRole::unassigned);
+  CHECK_FALSE(aborts([] { expect_may_block("a test wait"); }));
+  CHECK(aborts([] {
+    set_thread_role(ThreadRole::io);
+    expect_may_block("a test wait");
+  }));
+  CHECK(aborts([] {
+    set_thread_role(ThreadRole::log_writer);
+    expect_may_block("a test wait");
+  }));
+  CHECK(aborts([] {
+    set_thread_role(ThreadRole::log_syncer);
+    expect_not_log_thread("a decision");
+  }));
+  CHECK_FALSE(aborts([] {
+    set_thread_role(ThreadRole::io);
+    expect_not_log_thread("a read");
+  }));
+  CHECK_FALSE(aborts([] {
+    set_thread_role(ThreadRole::query);
+    expect_may_block("a search");
+  }));
+  // A role is set once.
+  CHECK(aborts([] {
+    set_thread_role(ThreadRole::query);
+    set_thread_role(ThreadRole::bus);
+  }));
+}
