@@ -1475,7 +1475,7 @@ int run(int argc, char** argv) {
       r.search = run_searches(s, ids, queries, r.direct, *model, *serving, (*server)->port());
       (*server)->stop();
       server->reset();
-      api.stop_feed();
+      api.stop();
     }
     serving.reset();
     runtime->reset();

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/assert.h"
+#include "core/thread_role.h"
 #include "projections/decode.h"
 #include "projections/key_part.h"
 #include "schemas/domain/agents_generated.h"
@@ -547,6 +548,7 @@ core::result<std::optional<json>> get_catalog(const core::ModelStore& store, Cat
 }
 
 core::result<CatalogPage> list_catalog(const core::ModelStore& store, const CatalogQuery& q) {
+  core::expect_may_block("a catalog scan");
   const auto& fields = catalog_fields(q.kind);
   for (const auto& [field, value] : q.filters) {
     if (std::find(fields.begin(), fields.end(), field) == fields.end()) {

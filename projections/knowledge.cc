@@ -16,6 +16,7 @@
 
 #include "core/assert.h"
 #include "core/sha256.h"
+#include "core/thread_role.h"
 #include "projections/decode.h"
 #include "projections/vector_index.h"
 #include "schemas/domain/knowledge_generated.h"
@@ -823,6 +824,7 @@ core::result<std::optional<json>> get_knowledge(const core::ModelStore& store,
 core::result<std::vector<KnowledgeHit>> search_knowledge(const KnowledgeProjection& projection,
                                                          const core::ModelStore& store,
                                                          const KnowledgeQuery& q) {
+  core::expect_may_block("a knowledge search");
   using Mode = KnowledgeQuery::Mode;
   const auto invalid = [](std::string why) {
     return core::make_error(core::errc::invalid_argument, std::move(why));

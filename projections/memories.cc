@@ -17,6 +17,7 @@
 #include "core/crypto.h"
 #include "core/logging.h"
 #include "core/sha256.h"
+#include "core/thread_role.h"
 #include "schemas/domain/memories_generated.h"
 #include "schemas/domain/memory_seal.h"
 #include "schemas/payload.h"
@@ -750,6 +751,7 @@ core::result<void> MemoriesProjection::refresh(std::span<const core::RecordedEve
 core::result<std::vector<MemoryHit>> search_memories(const MemoriesProjection& projection,
                                                      const core::ModelStore& store,
                                                      const MemoryQuery& q) {
+  core::expect_may_block("a memory search");
   auto bad = [](std::string why) { return core::make_error(core::errc::invalid_argument, why); };
   if (q.text.has_value() == q.vector.has_value()) return bad("give exactly one of text and vector");
   if (q.k == 0 || q.k > kMemoryMaxK) return bad(fmt::format("k must be 1..{}", kMemoryMaxK));

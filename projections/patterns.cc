@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/assert.h"
+#include "core/thread_role.h"
 #include "projections/decode.h"
 #include "projections/key_part.h"
 #include "schemas/domain/patterns_generated.h"
@@ -608,6 +609,7 @@ core::result<json> get_pattern(const core::ModelStore& store, std::string_view i
 
 core::result<std::vector<json>> recommend_patterns(const core::ModelStore& store,
                                                    std::string_view domain, size_t limit) {
+  core::expect_may_block("a pattern recommendation");
   if (auto r = check_limit(limit); !r) return r.error();
   if (domain.empty()) {
     return core::make_error(core::errc::invalid_argument, "recommend needs a domain");
@@ -640,6 +642,7 @@ core::result<std::vector<SimilarPattern>> similar_patterns(const PatternsProject
                                                            const core::ModelStore& store,
                                                            std::string_view id, size_t limit,
                                                            std::optional<double> min_score) {
+  core::expect_may_block("a similar-pattern search");
   if (auto r = check_limit(limit); !r) return r.error();
   if (min_score && !std::isfinite(*min_score)) {
     return core::make_error(core::errc::invalid_argument, "min_score must be a finite number");

@@ -13,6 +13,7 @@
 #include "commands/render.h"
 #include "core/base64.h"
 #include "core/merkle.h"
+#include "core/thread_role.h"
 #include "core/time.h"
 #include "projections/audit.h"
 
@@ -465,6 +466,7 @@ json verify_proof(const json& proof, const std::optional<core::PublicKey>& trust
 }
 
 core::result<json> verify(const Sources& s, const VerifyOptions& o) {
+  core::expect_may_block("an audit verify");
   auto report = s.log.verify(o.from, o.to, o.progress, o.threads);
   if (!report) return report.error();
   json out;

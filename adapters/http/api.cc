@@ -73,11 +73,14 @@ struct Api::Impl {
         metrics(m),
         options(std::move(o)),
         middleware(m, options),
-        queries(options.read_side, options.max_wait_ms),
+        queries(options.read_side, options.max_wait_ms, options.queries),
         feed(l, options.feed),
         services{log, bus, metrics, options, feed, queries},
         routes(all_routes(services)),
         router(keys_of(routes)) {}
+
+  // Queued queries run before what they use goes.
+  ~Impl() { queries.stop(); }
 
   // The method as a metric label: one the table routes, else "other".
   std::string method_label(std::string_view method) const {
@@ -189,8 +192,9 @@ void Api::connections_changed(int delta) {
   impl_->connections.fetch_add(delta);
 }
 
-void Api::stop_feed() {
+void Api::stop() {
   impl_->feed.stop();
+  impl_->queries.stop();
 }
 
 void Api::handle(Request request, Respond respond) {

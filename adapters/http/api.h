@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "adapters/http/feed.h"
+#include "adapters/http/query_runner.h"
 #include "adapters/http/server.h"
 #include "commands/bus.h"
 #include "core/clock.h"
@@ -55,6 +56,10 @@ struct ApiOptions {
   projections::Runtime* read_side = nullptr;
   // How long a query waits for min_position before answering 504.
   uint64_t max_wait_ms = 5000;
+  // The query pool: read-model and audit queries run on `threads` threads,
+  // never on the I/O threads; beyond `max_queued` waiting queries a query is
+  // refused with 503 overloaded (Retry-After: 1).
+  QueryPoolOptions queries;
   // The live feed (GET /v1/subscribe): heartbeats, slow-consumer cut-off,
   // piece bounds, max_subscribers (503 beyond).
   FeedOptions feed;
@@ -67,8 +72,8 @@ struct ApiOptions {
   // public key file that verify holds them to (<data>/audit/signing-key.pem.pub).
   std::filesystem::path audit_checkpoints;
   std::filesystem::path audit_public_key;
-  // Events one GET /v1/audit/verify may check (400 beyond): a verify runs on
-  // the I/O thread of its connection, about 1 s per million events.
+  // Events one GET /v1/audit/verify may check (400 beyond): a verify holds
+  // one query thread, about 1 s per million events.
   uint64_t max_audit_verify_events = 1'000'000;
 };
 
@@ -93,10 +98,12 @@ class Api final : public Handler {
   // For ServerObserver::connections.
   void connections_changed(int delta);
 
-  // Ends the live feed's streams and joins its thread, which reads the log:
-  // call after the Server stopped and before the Log closes (the destructor
-  // does it too, for an Api that goes before its Log). Idempotent.
-  void stop_feed();
+  // Ends the live feed's streams and joins its thread, which reads the log,
+  // and runs the queries still queued, then joins the query pool's threads
+  // (later queries answer 503): call after the Server stopped and before
+  // the read models and the Log close (the destructor does it too, for an
+  // Api that goes before them). Idempotent.
+  void stop();
 
   struct Impl;
 

@@ -4,13 +4,46 @@
 
 #include <chrono>
 
+#include "core/logging.h"
+
 namespace engram::http {
 
-QueryRunner::QueryRunner(projections::Runtime* read_side, uint64_t max_wait_ms)
-    : read_side_(read_side), max_wait_ms_(max_wait_ms) {}
+QueryRunner::QueryRunner(projections::Runtime* read_side, uint64_t max_wait_ms,
+                         QueryPoolOptions pool)
+    : read_side_(read_side),
+      max_wait_ms_(max_wait_ms),
+      pool_({"http-query", pool.threads, pool.max_queued, core::ThreadRole::query}) {}
+
+void QueryRunner::stop() {
+  pool_.stop();
+}
 
 void QueryRunner::run(const ExchangePtr& x, std::function<Response()> work) {
-  x->answer_later(std::move(work));
+  // A query that throws is a bug: logged and answered 500, never let out
+  // on the pool's thread.
+  const bool queued = pool_.try_post([x, work = std::move(work)] {
+    Response r;
+    try {
+      r = work();
+    } catch (...) {
+      core::logging::write(core::logging::Level::error, "a query threw",
+                           {{"request_id", x->request_id()},
+                            {"route", x->route_label()},
+                            {"exception", describe_exception(std::current_exception())}});
+      r = x->problem({500, "internal", "the query failed inside the server", {}, {}, {}});
+    }
+    x->answer(std::move(r));
+  });
+  if (!queued) {
+    x->fail({503,
+             "overloaded",
+             fmt::format("the query pool is full ({} queries waiting, queries.max_queued) or "
+                         "stopping; retry later",
+                         pool_.options().max_queued_tasks),
+             {},
+             {},
+             1});
+  }
 }
 
 std::shared_ptr<projections::Worker> QueryRunner::serving(const ExchangePtr& x,

@@ -3,31 +3,42 @@
 // Where read-model and audit queries run: never on an I/O thread.
 //
 // Contract
-// - run(): `work` runs on the query pool and its response answers the
-//   exchange. When the pool's queue is full the exchange gets 503
-//   overloaded with Retry-After: 1 at once: a burst of slow searches fills
-//   the query pool, not the I/O threads, so health checks and commands are
-//   answered meanwhile.
+// - run(): `work` runs on the query pool (QueryPoolOptions: `threads`
+//   threads with ThreadRole::query, at most `max_queued` waiting) and its
+//   response answers the exchange. When the queue is full the exchange gets
+//   503 overloaded with Retry-After: 1 at once: a burst of slow searches
+//   fills the query pool, not the I/O threads, so health checks and
+//   commands are answered meanwhile.
 // - read_model(): waits, without holding a thread, until the projection
 //   reached the request's min_position (at most max_wait_ms, then 504
 //   position_not_reached), then run()s the query against the worker that
 //   was serving when the request came (it stays readable while held, even
 //   if a new version swaps in meanwhile). Every answer carries
 //   X-Engram-Position. A failed worker answers 503 read_model_failed; no
-//   serving worker 503 read_model_unavailable.
+//   serving worker 503 read_model_unavailable. The wait's callback runs on
+//   the projection's worker thread and only hands the query on.
+// - stop() (and the destructor) refuses new queries, runs those queued and
+//   joins the pool's threads; queries refused after it answer 503.
 
 #include <functional>
 #include <memory>
 #include <string_view>
 
 #include "adapters/http/exchange.h"
+#include "core/executor.h"
 #include "projections/runtime.h"
 
 namespace engram::http {
 
+struct QueryPoolOptions {
+  size_t threads = 2;
+  size_t max_queued = 256;
+};
+
 class QueryRunner {
  public:
-  QueryRunner(projections::Runtime* read_side, uint64_t max_wait_ms);
+  QueryRunner(projections::Runtime* read_side, uint64_t max_wait_ms, QueryPoolOptions pool);
+  void stop();
 
   void run(const ExchangePtr& x, std::function<Response()> work);
 
@@ -45,6 +56,7 @@ class QueryRunner {
 
   projections::Runtime* read_side_;
   uint64_t max_wait_ms_;
+  core::ThreadPool pool_;
 };
 
 }  // namespace engram::http

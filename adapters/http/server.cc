@@ -24,6 +24,7 @@
 
 #include "core/assert.h"
 #include "core/logging.h"
+#include "core/thread_role.h"
 
 namespace engram::http {
 namespace {
@@ -46,8 +47,13 @@ struct Session {
   std::shared_ptr<BodyStream> body;
 };
 
-// What an exception says, for the log.
-std::string describe(std::exception_ptr e) {
+void log_exception(std::string_view what, std::exception_ptr e) {
+  core::logging::write(core::logging::Level::error, what, {{"exception", describe_exception(e)}});
+}
+
+}  // namespace
+
+std::string describe_exception(std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
@@ -56,12 +62,6 @@ std::string describe(std::exception_ptr e) {
     return "an exception that is not a std::exception";
   }
 }
-
-void log_exception(std::string_view what, std::exception_ptr e) {
-  core::logging::write(core::logging::Level::error, what, {{"exception", describe(e)}});
-}
-
-}  // namespace
 
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   ServerOptions options;
@@ -424,7 +424,10 @@ core::result<std::unique_ptr<Server>> Server::start(const ServerOptions& options
   Impl* raw = impl.get();
   asio::co_spawn(impl->ioc, raw->accept_loop(), asio::detached);
   for (size_t i = 0; i < options.io_threads; ++i) {
-    impl->threads.emplace_back([raw] { raw->ioc.run(); });
+    impl->threads.emplace_back([raw] {
+      core::set_thread_role(core::ThreadRole::io);
+      raw->ioc.run();
+    });
   }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

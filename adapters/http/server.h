@@ -38,6 +38,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -140,6 +141,10 @@ class Handler {
   virtual Response protocol_error(int status, std::string_view detail,
                                   std::string_view remote_ip) = 0;
 };
+
+// What an exception says, for a log line ("an exception that is not a
+// std::exception" for others).
+std::string describe_exception(std::exception_ptr e);
 
 class Server {
  public:

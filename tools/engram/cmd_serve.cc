@@ -159,8 +159,9 @@ int run_serve(const ServeFlags& flags) {
   // and are answered), then close the log, which drains its queue.
   (*server)->stop();
   server->reset();
-  // The live feed's thread reads the log: it goes before the log closes.
-  api.stop_feed();
+  // The live feed's thread reads the log, the query pool the read models:
+  // both stop before those close.
+  api.stop();
   read_side->reset();
   // Nothing appends any more: the last checkpoint covers the final head.
   checkpointer.reset();

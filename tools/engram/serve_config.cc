@@ -5,6 +5,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/executor.h"
 #include "core/files.h"
 #include "core/json.h"
 
@@ -130,6 +131,19 @@ core::result<void> apply_config_file(const std::filesystem::path& path, ServeCon
           r = size(fv, key, 1, 10'000, c.api.feed.max_chunk_events);
         } else if (fk == "max_chunk_bytes") {
           r = size(fv, key, 1024, 64 << 20, c.api.feed.max_chunk_bytes);
+        } else {
+          return bad(fmt::format("config: unknown key '{}'", key));
+        }
+        if (!r) return r;
+      }
+    } else if (k == "queries") {
+      if (!v.is_object()) return bad("config: 'queries' must be an object");
+      for (const auto& [qk, qv] : v.items()) {
+        const std::string key = "queries." + qk;
+        if (qk == "threads") {
+          r = size(qv, key, 1, core::ThreadPool::kMaxThreads, c.api.queries.threads);
+        } else if (qk == "max_queued") {
+          r = size(qv, key, 1, 1'000'000, c.api.queries.max_queued);
         } else {
           return bad(fmt::format("config: unknown key '{}'", key));
         }

@@ -397,7 +397,7 @@ TEST_CASE("feed: /v1/subscribe streams SSE, Last-Event-ID wins over from") {
         hs.end());
   CHECK(a.metrics.render().find("engram_subscribers 1") != std::string::npos);
 
-  a.api->stop_feed();
+  a.api->stop();
   std::string piece;
   CHECK(c.next(1000, piece) == Consumer::Got::end);
   CHECK(a.get("/v1/subscribe").status == 503);
