@@ -2,11 +2,30 @@
 
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <chrono>
 
 #include "core/logging.h"
 
 namespace engram::http {
+
+namespace {
+
+// The query threads yield the CPU to everything else the server does: on a
+// machine with few cores, a burst of searches takes the CPU the I/O
+// threads, the log and the projections leave, not theirs. Set by each query
+// thread on its first query (raising one's own nice value needs no
+// privilege); a failure only leaves the priority as it was.
+void lower_priority_once() {
+  thread_local bool lowered = false;
+  if (lowered) return;
+  lowered = true;
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kQueryThreadNice);
+}
+
+}  // namespace
 
 QueryRunner::QueryRunner(projections::Runtime* read_side, uint64_t max_wait_ms,
                          QueryPoolOptions pool)
@@ -22,6 +41,7 @@ void QueryRunner::run(const ExchangePtr& x, std::function<Response()> work) {
   // A query that throws is a bug: logged and answered 500, never let out
   // on the pool's thread.
   const bool queued = pool_.try_post([x, work = std::move(work)] {
+    lower_priority_once();
     Response r;
     try {
       r = work();

@@ -30,6 +30,10 @@
 
 namespace engram::http {
 
+// The nice value of the query threads (the I/O threads and the log's keep
+// the process's): queries get the CPU the rest leaves.
+inline constexpr int kQueryThreadNice = 10;
+
 struct QueryPoolOptions {
   size_t threads = 2;
   size_t max_queued = 256;
