@@ -59,12 +59,5 @@ function request()
   return wrk.format("POST", "/v1/commands/RegisterAgent", headers, body)
 end
 
--- Runs in the main state after the run: one machine-readable line with the
--- exact percentiles (wrk's own table rounds to two decimals).
-function done(summary, latency, requests)
-  local errors = summary.errors
-  io.write(string.format(
-    "engram-bench: requests=%d duration_us=%d non2xx=%d connect_errors=%d read_errors=%d write_errors=%d timeouts=%d p50_us=%d p99_us=%d p999_us=%d max_us=%d\n",
-    summary.requests, summary.duration, errors.status, errors.connect, errors.read, errors.write,
-    errors.timeout, latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max))
-end
+-- done(): bench/http/done.lua, next to this script.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "done.lua")
