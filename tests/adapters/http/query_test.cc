@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "tests/adapters/http/serve_fixture.h"
 
 using namespace engram::test;
@@ -231,7 +234,15 @@ TEST_CASE("memories: after a kill the snapshot loads, the tail is re-read, answe
   CHECK(first_memory_ids(body_json(r)) == before);
   CHECK(before.find("m1:") == std::string::npos);
   CHECK(before.find("m21:") != std::string::npos);
-  const std::string logs = f.server->stderr_text();
+  // The log line is written by the logger's own thread, which a loaded
+  // machine may run a little after the answer.
+  std::string logs;
+  for (int i = 0; i < 200; ++i) {
+    logs = f.server->stderr_text();
+    if (logs.find("memories index loaded from its snapshot") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  INFO(logs);
   CHECK(logs.find("memories index loaded from its snapshot") != std::string::npos);
   CHECK(f.server->stop() == 0);
 }
