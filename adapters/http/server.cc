@@ -47,11 +47,74 @@ struct Session {
   std::shared_ptr<BodyStream> body;
 };
 
+using BeastRequest = bhttp::request<bhttp::string_body>;
+
+Request to_request(BeastRequest&& msg, std::string remote) {
+  Request req;
+  req.method = std::string(msg.method_string());
+  req.target = std::string(msg.target());
+  req.remote_ip = std::move(remote);
+  req.headers.reserve(8);
+  for (const auto& f : msg) {
+    std::string name(f.name_string());
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    req.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  req.body = std::move(msg.body());
+  return req;
+}
+
+// How the server answers a failed read: 413, 431, 400 for malformed HTTP;
+// status 0 (no answer) when the peer went away or timed out.
+ProtocolError protocol_error_of(const beast::error_code& ec, const ServerOptions& options) {
+  if (ec == bhttp::error::body_limit) {
+    return {413, fmt::format("the body exceeds max_body_bytes ({})", options.max_body_bytes)};
+  }
+  if (ec == bhttp::error::header_limit) {
+    return {431, fmt::format("the header exceeds max_header_bytes ({})", options.max_header_bytes)};
+  }
+  if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
+      ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+    return {400, "malformed HTTP request: " + ec.message()};
+  }
+  return {0, ec.message()};
+}
+
+// A parser with the server's limits, new for every message.
+void limit(bhttp::request_parser<bhttp::string_body>& parser, const ServerOptions& options) {
+  parser.body_limit(options.max_body_bytes);
+  parser.header_limit(static_cast<uint32_t>(options.max_header_bytes));
+}
+
 void log_exception(std::string_view what, std::exception_ptr e) {
   core::logging::write(core::logging::Level::error, what, {{"exception", describe_exception(e)}});
 }
 
 }  // namespace
+
+core::result<Request, ProtocolError> parse_request(std::string_view bytes,
+                                                   const ServerOptions& options) {
+  bhttp::request_parser<bhttp::string_body> parser;
+  limit(parser, options);
+  parser.eager(true);
+  beast::error_code ec;
+  while (!bytes.empty() && !parser.is_done()) {
+    const size_t used = parser.put(asio::buffer(bytes.data(), bytes.size()), ec);
+    bytes.remove_prefix(used);
+    if (ec == bhttp::error::need_more) {
+      ec = {};
+      if (used == 0) break;
+    } else if (ec) {
+      break;
+    }
+  }
+  // No bytes at all is a connection closed before a request, not one.
+  if (!parser.got_some()) return ProtocolError{0, "no request"};
+  if (!ec && !parser.is_done()) parser.put_eof(ec);
+  if (ec) return protocol_error_of(ec, options);
+  return to_request(parser.release(), "127.0.0.1");
+}
 
 std::string describe_exception(std::exception_ptr e) {
   try {
@@ -273,8 +336,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     }();
     while (!draining.load()) {
       bhttp::request_parser<bhttp::string_body> parser;
-      parser.body_limit(options.max_body_bytes);
-      parser.header_limit(static_cast<uint32_t>(options.max_header_bytes));
+      limit(parser, options);
       // One deadline for the whole message: a sender that trickles bytes
       // cannot hold the connection longer than read_timeout_ms.
       s->stream.expires_after(milliseconds(options.read_timeout_ms));
@@ -289,22 +351,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
                                    asio::redirect_error(use_awaitable, ec));
       }
       if (ec) {
-        int status = 0;
-        std::string detail;
-        if (ec == bhttp::error::body_limit) {
-          status = 413;
-          detail = fmt::format("the body exceeds max_body_bytes ({})", options.max_body_bytes);
-        } else if (ec == bhttp::error::header_limit) {
-          status = 431;
-          detail =
-              fmt::format("the header exceeds max_header_bytes ({})", options.max_header_bytes);
-        } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
-                   ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-          status = 400;
-          detail = "malformed HTTP request: " + ec.message();
-        }
-        if (status != 0) {
-          co_await write_and_close(s, handler->protocol_error(status, detail, remote));
+        ProtocolError refused = protocol_error_of(ec, options);
+        if (refused.status != 0) {
+          co_await write_and_close(s, handler->protocol_error(refused.status, refused.detail,
+                                                              remote));
         }
         break;  // end of stream, timeout, reset, or answered and closing
       }
@@ -312,18 +362,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       auto msg = parser.release();
       bool keep_alive = msg.keep_alive();
       const unsigned version = msg.version();
-      Request req;
-      req.method = std::string(msg.method_string());
-      req.target = std::string(msg.target());
-      req.remote_ip = remote;
-      req.headers.reserve(8);
-      for (const auto& f : msg) {
-        std::string name(f.name_string());
-        std::transform(name.begin(), name.end(), name.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        req.headers.emplace_back(std::move(name), std::string(f.value()));
-      }
-      req.body = std::move(msg.body());
+      Request req = to_request(std::move(msg), remote);
 
       s->busy = true;
       s->stream.expires_never();  // the handler bounds its own work

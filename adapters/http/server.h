@@ -142,6 +142,20 @@ class Handler {
                                   std::string_view remote_ip) = 0;
 };
 
+// A request the server refuses before it reaches the handler: the status
+// it answers (413, 431, 400), or 0 when it answers nothing (the peer went
+// away, or stopped in the middle of a message).
+struct ProtocolError {
+  int status = 0;
+  std::string detail;
+};
+
+// One request read from `bytes` as a connection reads it: the same parser,
+// limits and conversion (header names lower-cased), the remote address
+// 127.0.0.1. For tests and fuzzing; bytes after the message are ignored.
+core::result<Request, ProtocolError> parse_request(std::string_view bytes,
+                                                   const ServerOptions& options);
+
 // What an exception says, for a log line ("an exception that is not a
 // std::exception" for others).
 std::string describe_exception(std::exception_ptr e);

@@ -141,3 +141,35 @@ TEST_CASE("server: stop() does not wait forever for a handler that never answers
   h.release_held();
   r.server.reset();
 }
+
+TEST_CASE("server: parse_request reads bytes as a connection does") {
+  http::ServerOptions o;
+  o.max_body_bytes = 16;
+  o.max_header_bytes = 1024;
+  auto r = http::parse_request(
+      "POST /v1/streams/a%2Fb?x=1 HTTP/1.1\r\nHost: h\r\nX-Thing: V\r\nContent-Length: 2\r\n\r\n{}"
+      "trailing bytes are not read",
+      o);
+  REQUIRE(r);
+  CHECK(r->method == "POST");
+  CHECK(r->target == "/v1/streams/a%2Fb?x=1");
+  CHECK(r->header("x-thing") == "V");
+  CHECK(r->body == "{}");
+  CHECK(r->remote_ip == "127.0.0.1");
+  auto chunked = http::parse_request(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n", o);
+  REQUIRE(chunked);
+  CHECK(chunked->body == "ab");
+
+  CHECK(http::parse_request("GARBAGE\r\n\r\n", o).error().status == 400);
+  CHECK(http::parse_request("POST / HTTP/1.1\r\nContent-Length: 17\r\n\r\n" + std::string(17, 'x'), o)
+            .error()
+            .status == 413);
+  CHECK(http::parse_request("GET / HTTP/1.1\r\nX: " + std::string(2000, 'h') + "\r\n\r\n", o)
+            .error()
+            .status == 431);
+  // Cut off: the server would answer nothing and close.
+  CHECK(http::parse_request("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab", o).error().status ==
+        0);
+  CHECK(http::parse_request("", o).error().status == 0);
+}
