@@ -20,10 +20,13 @@
 //     the CommandBus (execute_sync, one at a time: concurrent commands on one
 //     owner's stream race for its next version, and losers are retried or
 //     failed); the bulk in between is decided by the memory aggregate's own
-//     decide()/evolve() (what the bus runs, so the events are the ones it
-//     would write) and appended with Log::append_async, because the bus's
-//     cost per command grows with the owner's memory count (see the report)
-//     and 1,000,000 commands through it would take days.
+//     decide() (what the bus runs, so the events are the ones it would
+//     write, entity included) and appended with Log::append_async, because
+//     1,000,000 commands one at a time, each waiting for its fsync, would
+//     take most of an hour. The StoreMemory row compares the bus's median
+//     cost per command with the owner at --bus-memories and at --vectors.
+//     `--only store` stops here (no search, no index) and writes
+//     bench/results/store_memory.md.
 //  5. Index build: a MemoriesProjection (built-in HashingEmbedder, the log's
 //     key store, default MemoriesOptions but no periodic snapshot) follows
 //     the log with a Worker from position 0 until it reaches the head:
@@ -90,6 +93,7 @@
 #include "adapters/http/server.h"
 #include "bench/report.h"
 #include "commands/bus.h"
+#include "commands/event_table.h"
 #include "commands/ids.h"
 #include "commands/memory.h"
 #include "core/crypto.h"
@@ -120,6 +124,9 @@ using nlohmann::json;
 constexpr double kTargetRecall = 0.95;
 constexpr double kTargetApiP99Ms = 10.0;
 constexpr double kTargetApiVsDirectP99 = 2.0;
+// StoreMemory through the bus for an owner with --vectors memories, against
+// the same with --bus-memories: at most this many times the cost.
+constexpr double kTargetStoreAtScale = 2.0;
 
 constexpr size_t kDimensions = 384;
 constexpr size_t kK = 10;
@@ -186,6 +193,7 @@ struct Settings {
   size_t clusters = 1'000;
   size_t bus_memories = 10'000;
   size_t bus_probe = 3;
+  std::string only = "all";  // "all", or "store": the write side alone
   int repeats = 3;
   uint64_t seed = 42;
   fs::path out = "bench/results/knn.md";
@@ -454,9 +462,14 @@ BulkRun store_in_bulk(core::Log& log, const Ids& ids, const std::vector<float>& 
         cmd::NewEvent& ne = (*decided)[e];
         const std::span<const uint8_t> payload(reinterpret_cast<const uint8_t*>(ne.payload.data()),
                                                ne.payload.size());
-        if (!cmd::memory::evolve(state, ne.type, payload)) fail("evolve rejected " + ne.type);
+        // The bus wrote the first `from` events of the stream; appends keep order.
+        const uint64_t version = i + 1;
+        if (!cmd::memory::events().evolve(state, {ne.type, payload, version})) {
+          fail("evolve rejected " + ne.type);
+        }
         core::EventData d;
         d.id = event_ids.at(e);
+        d.entity = cmd::entity_of(stream, ne.type, payload).value_or(std::string());
         d.type = std::move(ne.type);
         d.schema_version = 1;
         d.payload_format = core::PayloadFormat::flatbuffer;
@@ -918,7 +931,11 @@ struct Results {
   BusRun bus_probe;
   size_t bus_first_window = 0;
   double bus_first_window_ms = 0,
-         bus_last_window_ms = 0;      // mean latency of the first / last commands
+         bus_last_window_ms = 0;  // mean latency of the first / last commands
+  // Median latency of the last bus_first_window commands of the first run,
+  // and of the probe's commands after its first (which catches the bus's
+  // cache up on the bulk, a lost race and a re-decision).
+  double store_small_ms = 0, store_large_ms = 0;
   std::vector<double> bus_window_ms;  // mean latency per kBusWindowCommands commands, in order
   double load_seconds = 0;
   uint64_t log_bytes = 0;
@@ -944,6 +961,31 @@ uint64_t directory_bytes(const fs::path& dir) {
     if (it->is_regular_file(ec)) total += it->file_size(ec);
   }
   return total;
+}
+
+// The write side's rows: the bus against the bulk, and StoreMemory's cost
+// per command at the two sizes of the owner.
+std::string render_store_rows(const Results& r) {
+  std::string t;
+  const double bus_rate = static_cast<double>(r.bus_first.commands) / r.bus_first.seconds;
+  const double bulk_rate = static_cast<double>(r.bulk.events) / r.bulk.seconds;
+  t += fmt::format(
+      "| StoreMemory through the CommandBus, first {} of one owner, commands/s | {} "
+      "| the same events decided and appended in bulk {}/s | {:.3f}x | info |\n",
+      with_commas(static_cast<double>(r.bus_first.commands)), with_commas(bus_rate),
+      with_commas(bulk_rate), bus_rate / bulk_rate);
+  if (r.bus_probe.commands > 1) {
+    const double ratio = r.store_large_ms / r.store_small_ms;
+    t += fmt::format(
+        "| StoreMemory through the CommandBus, owner holding ~{} memories, median of {} | {} "
+        "ms | the same holding ~{}, median of the last {}: {} ms; target <= {:.0f}x | {:.2f}x "
+        "| {} |\n",
+        with_commas(static_cast<double>(r.n - r.bus_probe.commands)), r.bus_probe.commands - 1,
+        ms(r.store_large_ms), with_commas(static_cast<double>(r.bus_first.commands)),
+        with_commas(static_cast<double>(r.bus_first_window)), ms(r.store_small_ms),
+        kTargetStoreAtScale, ratio, verdict(ratio <= kTargetStoreAtScale));
+  }
+  return t;
 }
 
 std::string render_table(const Results& r) {
@@ -996,27 +1038,29 @@ std::string render_table(const Results& r) {
   t += fmt::format("| snapshot write (at close) | {:.2f} s, {:.2f} GiB | | | info |\n",
                    r.snapshot_write_seconds,
                    static_cast<double>(r.snapshot_bytes) / (1024.0 * 1024 * 1024));
-  const double bus_rate = static_cast<double>(r.bus_first.commands) / r.bus_first.seconds;
-  const double bulk_rate = static_cast<double>(r.bulk.events) / r.bulk.seconds;
-  t += fmt::format(
-      "| StoreMemory through the CommandBus, first {} of one owner, commands/s | {} "
-      "| the same events decided and appended in bulk {}/s | {:.3f}x | info |\n",
-      with_commas(static_cast<double>(r.bus_first.commands)), with_commas(bus_rate),
-      with_commas(bulk_rate), bus_rate / bulk_rate);
-  if (r.bus_probe.commands > 1) {
-    // The first probe command also catches the bus's cache up on the bulk
-    // (which bypassed it); the last is what every command costs from then on.
-    const double last_ms = static_cast<double>(r.bus_probe.latency_ns.back()) / 1e6;
-    t += fmt::format(
-        "| StoreMemory through the CommandBus for an owner holding {} memories | "
-        "{} ms | the last {} of the first {}: {} ms each | {:.1f}x | {} |\n",
-        with_commas(static_cast<double>(r.n - 1)), ms(last_ms),
-        with_commas(static_cast<double>(r.bus_first_window)),
-        with_commas(static_cast<double>(r.bus_first.commands)), ms(r.bus_last_window_ms),
-        last_ms / r.bus_last_window_ms,
-        last_ms / r.bus_last_window_ms > 10 ? "**problem**" : "info");
-  }
+  t += render_store_rows(r);
   return t;
+}
+
+// The write side's detail lines both reports share: the bus's mean latency
+// per window of commands, and the bulk load.
+std::string bus_windows_and_bulk(const Results& r) {
+  std::string d;
+  if (!r.bus_window_ms.empty()) {
+    std::string windows;
+    for (double w : r.bus_window_ms) {
+      windows += fmt::format("{}{:.3f}", windows.empty() ? "" : ", ", w);
+    }
+    d += fmt::format("- the same, mean ms per {} commands in order: {}\n",
+                     with_commas(static_cast<double>(kBusWindowCommands)), windows);
+  }
+  d += fmt::format(
+      "- bulk (decide + append_async, {} events per append, {} in flight): {} "
+      "events in {:.1f} s ({} events/s; deciding {:.1f} s of it)\n",
+      kBulkEventsPerAppend, kBulkAppendsInFlight, with_commas(static_cast<double>(r.bulk.events)),
+      r.bulk.seconds, with_commas(static_cast<double>(r.bulk.events) / r.bulk.seconds),
+      r.bulk.decide_seconds);
+  return d;
 }
 
 std::string render_details(const Settings& s, const Results& r) {
@@ -1146,19 +1190,7 @@ std::string render_details(const Settings& s, const Results& r) {
       ms(percentile_ms(r.bus_first.latency_ns, 0.5)),
       ms(percentile_ms(r.bus_first.latency_ns, 0.99)), r.bus_first_window,
       ms(r.bus_first_window_ms), r.bus_first_window, ms(r.bus_last_window_ms));
-  if (!r.bus_window_ms.empty()) {
-    std::string windows;
-    for (double w : r.bus_window_ms)
-      windows += fmt::format("{}{:.2f}", windows.empty() ? "" : ", ", w);
-    d += fmt::format("- the same, mean ms per {} commands in order: {}\n",
-                     with_commas(static_cast<double>(kBusWindowCommands)), windows);
-  }
-  d += fmt::format(
-      "- bulk (decide + append_async, {} events per append, {} in flight): {} "
-      "events in {:.1f} s ({} events/s; deciding {:.1f} s of it)\n",
-      kBulkEventsPerAppend, kBulkAppendsInFlight, with_commas(static_cast<double>(r.bulk.events)),
-      r.bulk.seconds, with_commas(static_cast<double>(r.bulk.events) / r.bulk.seconds),
-      r.bulk.decide_seconds);
+  d += bus_windows_and_bulk(r);
   if (r.bus_probe.commands > 0) {
     std::string each;
     for (int64_t ns : r.bus_probe.latency_ns) {
@@ -1173,6 +1205,87 @@ std::string render_details(const Settings& s, const Results& r) {
   d += fmt::format("\nPeak process RSS {:.2f} GiB. Load average at the end: {}.\n", r.peak_rss_gib,
                    load_average());
   return d;
+}
+
+// --only store: the write side's report.
+
+std::string render_store_table(const Results& r) {
+  return "| figure | engram | target / peer (same run) | ratio | verdict |\n"
+         "|---|---:|---|---:|---|\n" +
+         render_store_rows(r);
+}
+
+std::string render_store_details(const Results& r) {
+  std::string d = "\n";
+  const auto latency = [](const std::vector<int64_t>& ns) {
+    return fmt::format("p50 {} ms, p99 {} ms, max {} ms", ms(percentile_ms(ns, 0.5)),
+                       ms(percentile_ms(ns, 0.99)), ms(percentile_ms(ns, 1.0)));
+  };
+  d += fmt::format("- CommandBus, execute_sync one at a time, memories 0..{}: {} commands/s, {}\n",
+                   with_commas(static_cast<double>(r.bus_first.commands)),
+                   with_commas(static_cast<double>(r.bus_first.commands) / r.bus_first.seconds),
+                   latency(r.bus_first.latency_ns));
+  const std::vector<int64_t> last_window(
+      r.bus_first.latency_ns.end() - static_cast<ptrdiff_t>(r.bus_first_window),
+      r.bus_first.latency_ns.end());
+  d += fmt::format("- of which the last {} (the owner holding ~{}): {}\n",
+                   with_commas(static_cast<double>(r.bus_first_window)),
+                   with_commas(static_cast<double>(r.bus_first.commands)), latency(last_window));
+  d += bus_windows_and_bulk(r);
+  if (r.bus_probe.commands > 1) {
+    const std::vector<int64_t> probes(r.bus_probe.latency_ns.begin() + 1,
+                                      r.bus_probe.latency_ns.end());
+    d += fmt::format(
+        "- CommandBus again for the last {} memories, the owner holding ~{}: the first {} ms "
+        "(its cached state is from before the bulk: a lost race, then the state read through the "
+        "entity index), the other {}: {}\n",
+        with_commas(static_cast<double>(r.bus_probe.commands)),
+        with_commas(static_cast<double>(r.n - r.bus_probe.commands)),
+        ms(static_cast<double>(r.bus_probe.latency_ns.front()) / 1e6),
+        with_commas(static_cast<double>(probes.size())), latency(probes));
+  }
+  d += fmt::format("- the log afterwards: {:.2f} GiB; peak process RSS {:.2f} GiB\n",
+                   static_cast<double>(r.log_bytes) / (1024.0 * 1024 * 1024), r.peak_rss_gib);
+  d += fmt::format("\nLoad average at the end: {}.\n", load_average());
+  return d;
+}
+
+std::string render_store_header(const Settings& s, const Results& r, const std::string& fs_type,
+                                const std::string& load_at_start) {
+  std::string h;
+  h += "# StoreMemory at scale\n\n";
+  h +=
+      fmt::format("Generated {} by `engram_bench_knn --only store` (bench/knn.cc).\n\n", utc_now());
+  h += fmt::format("Command line: `{}`\n\n", s.command_line);
+  h += fmt::format(
+      "- Machine: {} cores (`nproc`), {}, {}; load average at the start {} (the cores are "
+      "shared with other work)\n",
+      std::thread::hardware_concurrency(), cpu_model(), kernel_version(), load_at_start);
+  h += fmt::format("- Build: {}; RocksDB {}.{}.{}\n", ENGRAM_BENCH_BUILD_TYPE, ROCKSDB_MAJOR,
+                   ROCKSDB_MINOR, ROCKSDB_PATCH);
+  h += fmt::format("- Scratch: {} ({}); a fresh data directory, removed afterwards\n",
+                   s.base_dir.string(), fs_type);
+  h += "\n## Method\n\n";
+  h += fmt::format(
+      "One owner's memories go into a real Log (fsync on, as `engram serve` opens it) as "
+      "StoreMemory commands, each with a {}-dimensional embedding (`\"embedder\": \"{}\"`), "
+      "importance {}, no tags. The first {} and the last {} go through the CommandBus (default "
+      "options: its own pool, as `engram serve` runs it) with `execute_sync`, one at a time. "
+      "The {} between them are decided by the memory aggregate's own `decide()` (the bus's "
+      "events, sealed with the owner's key, entity included) and appended with "
+      "`Log::append_async`, {} events per append, {} in flight, only to save time. The figure "
+      "is the median latency per command (nearest rank) of the last {} of the first {} (the "
+      "owner holding ~{} memories) against the probe's commands after its first (the owner "
+      "holding ~{}).\n\n",
+      kDimensions, kEmbedderLabel, kImportance, with_commas(static_cast<double>(s.bus_memories)),
+      with_commas(static_cast<double>(s.bus_probe)),
+      with_commas(static_cast<double>(r.bulk.events)), kBulkEventsPerAppend, kBulkAppendsInFlight,
+      with_commas(static_cast<double>(r.bus_first_window)),
+      with_commas(static_cast<double>(s.bus_memories)),
+      with_commas(static_cast<double>(s.bus_memories)),
+      with_commas(static_cast<double>(r.n - s.bus_probe)));
+  h += "## Results\n\n";
+  return h;
 }
 
 std::string render_header(const Settings& s, const Results& r, const std::string& fs_type,
@@ -1214,9 +1327,9 @@ std::string render_header(const Settings& s, const Results& r, const std::string
       "it). The bulk between them is decided by the "
       "memory aggregate's own `decide()`/`evolve()` (what the bus runs, so the events are the "
       "bus's, sealed with the owner's key) and appended with `Log::append_async`, {} events per "
-      "append, {} in flight: through the bus, each command copies the owner's whole state (all "
-      "memory ids), and once that state is over the bus's cache budget it re-reads the whole "
-      "stream, so 1,000,000 commands for one owner would take days (see the table).\n",
+      "append, {} in flight, only to save time: one at a time, each command waits for its "
+      "fsync. The table compares the bus's median cost per command with the owner at both "
+      "sizes.\n",
       kEmbedderLabel, kImportance, with_commas(static_cast<double>(s.bus_memories)), s.bus_probe,
       kBulkEventsPerAppend, kBulkAppendsInFlight);
   h += "2. Index build. A `MemoriesProjection` (built-in `HashingEmbedder`, the log's key store, "
@@ -1276,7 +1389,12 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--bus-probe", s.bus_probe,
                  "The last memories stored through the CommandBus, once the owner holds the rest")
-      ->check(CLI::Range(size_t{0}, size_t{100}))
+      ->check(CLI::Range(size_t{0}, size_t{100'000}))
+      ->capture_default_str();
+  app.add_option("--only", s.only,
+                 "all, or store: the write side alone (StoreMemory's cost at two owner sizes), "
+                 "reported to bench/results/store_memory.md unless --out says otherwise")
+      ->check(CLI::IsMember({"all", "store"}))
       ->capture_default_str();
   app.add_option("--repeats", s.repeats, "Search rounds and snapshot loads; medians are reported")
       ->check(CLI::Range(1, 100))
@@ -1288,6 +1406,8 @@ int run(int argc, char** argv) {
   app.add_option("--out", s.out, "Where the markdown report goes; empty: nowhere")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  const bool store_only = s.only == "store";
+  if (store_only && app.count("--out") == 0) s.out = "bench/results/store_memory.md";
   if (s.bus_memories + s.bus_probe >= s.vectors)
     fail("--bus-memories + --bus-probe must be < --vectors");
   s.base_dir = scratch_base(dir, ENGRAM_BENCH_DEFAULT_DIR, &s.base_dir_created);
@@ -1314,16 +1434,18 @@ int run(int argc, char** argv) {
   // 2. Ground truth.
   std::vector<float> gt_sim(s.queries * kGroundTruthK);
   std::vector<int64_t> gt_ids(s.queries * kGroundTruthK);
-  t0 = Clock::now();
-  faiss::knn_inner_product(queries.data(), base.data(), kDimensions, s.queries, s.vectors,
-                           kGroundTruthK, gt_sim.data(), gt_ids.data());
-  r.ground_truth_seconds = seconds_between(t0, Clock::now());
-  std::cerr << fmt::format("ground truth in {:.1f} s\n", r.ground_truth_seconds);
+  if (!store_only) {
+    t0 = Clock::now();
+    faiss::knn_inner_product(queries.data(), base.data(), kDimensions, s.queries, s.vectors,
+                             kGroundTruthK, gt_sim.data(), gt_ids.data());
+    r.ground_truth_seconds = seconds_between(t0, Clock::now());
+    std::cerr << fmt::format("ground truth in {:.1f} s\n", r.ground_truth_seconds);
 
-  // 3. The peer.
-  r.direct = build_direct(base, s.vectors, model_index);
-  std::cerr << fmt::format("direct FAISS: trained on {} in {:.1f} s, added in {:.1f} s\n",
-                           r.direct.trained_on, r.direct.train_seconds, r.direct.add_seconds);
+    // 3. The peer.
+    r.direct = build_direct(base, s.vectors, model_index);
+    std::cerr << fmt::format("direct FAISS: trained on {} in {:.1f} s, added in {:.1f} s\n",
+                             r.direct.trained_on, r.direct.train_seconds, r.direct.add_seconds);
+  }
 
   ScratchDir scratch(s.base_dir, "knn");
   {
@@ -1367,119 +1489,145 @@ int run(int argc, char** argv) {
                                r.bus_probe.seconds);
     }
     r.load_seconds = seconds_between(t0, Clock::now());
-    // Recency differs by at most 0.10 * (1 - 2^(-spread / half-life)) between memories.
-    r.blend_slack = proj::kMemoryWeightRecency *
-                    (1.0 - std::exp2(-r.load_seconds * 1e3 /
-                                     static_cast<double>(proj::kMemoryRecencyHalfLifeMs)));
-    for (size_t q = 0; q < s.queries; ++q) {
-      const float gap = gt_sim[q * kGroundTruthK + kK - 1] - gt_sim[q * kGroundTruthK + kK];
-      if (static_cast<double>(gap) * proj::kMemoryWeightSimilarity <= r.blend_slack) ++r.near_ties;
+    r.store_small_ms =
+        percentile_ms(std::vector<int64_t>(
+                          r.bus_first.latency_ns.end() - static_cast<ptrdiff_t>(r.bus_first_window),
+                          r.bus_first.latency_ns.end()),
+                      0.5);
+    if (r.bus_probe.commands > 1) {
+      r.store_large_ms = percentile_ms(
+          std::vector<int64_t>(r.bus_probe.latency_ns.begin() + 1, r.bus_probe.latency_ns.end()),
+          0.5);
     }
     if (log->head().position.value() != s.vectors) {
       fail(fmt::format("the log holds {} events, not {}", log->head().position.value(), s.vectors));
     }
-
-    // 5. The build.
-    std::unique_ptr<proj::Worker> worker;
-    fs::path snapshot;
-    {
-      auto model = make_model(*log);
-      snapshot = log->model_dir(proj::store_name(*model)) / "vectors.snapshot";
-      std::cerr << "building the index...\n";
-      r.build = build_index(*log, model, queries, s.queries, worker);
-      std::cerr << fmt::format("built in {:.1f} s ({:.0f} vectors/s); longest pause {:.1f} s\n",
-                               r.build.seconds, static_cast<double>(s.vectors) / r.build.seconds,
-                               r.build.longest_pause_seconds);
-      if (r.build.report.vectors != s.vectors) {
-        fail(fmt::format("the model holds {} vectors, not {}", r.build.report.vectors, s.vectors));
+    if (!store_only) {
+      // Recency differs by at most 0.10 * (1 - 2^(-spread / half-life)) between memories.
+      r.blend_slack = proj::kMemoryWeightRecency *
+                      (1.0 - std::exp2(-r.load_seconds * 1e3 /
+                                       static_cast<double>(proj::kMemoryRecencyHalfLifeMs)));
+      for (size_t q = 0; q < s.queries; ++q) {
+        const float gap = gt_sim[q * kGroundTruthK + kK - 1] - gt_sim[q * kGroundTruthK + kK];
+        if (static_cast<double>(gap) * proj::kMemoryWeightSimilarity <= r.blend_slack)
+          ++r.near_ties;
       }
-      r.breakdown = measure_breakdown(*log, ids, base, s.vectors);
-      std::cerr << fmt::format("breakdown: decrypt {:.2f} us/vector, FAISS ~{:.1f} s\n",
-                               r.breakdown.decrypt_us_per_vector, r.breakdown.faiss_seconds_at_n);
 
-      // 6. The snapshot: written when the worker stops.
-      t0 = Clock::now();
-      worker.reset();
-      r.snapshot_write_seconds = seconds_between(t0, Clock::now());
-      if (model->report().snapshots_written != 1) fail("closing the model wrote no snapshot");
-    }
-    r.snapshot_bytes = fs::file_size(snapshot);
-    evict_from_page_cache(snapshot);
-    r.snapshot_raw_read_seconds = raw_read_seconds(snapshot);
-    std::cerr << fmt::format("snapshot written in {:.1f} s ({} bytes)\n", r.snapshot_write_seconds,
-                             r.snapshot_bytes);
-    const core::Position head = log->head().position;
-    for (int i = 0; i + 1 < s.repeats; ++i) {
+      // 5. The build.
+      std::unique_ptr<proj::Worker> worker;
+      fs::path snapshot;
+      {
+        auto model = make_model(*log);
+        snapshot = log->model_dir(proj::store_name(*model)) / "vectors.snapshot";
+        std::cerr << "building the index...\n";
+        r.build = build_index(*log, model, queries, s.queries, worker);
+        std::cerr << fmt::format("built in {:.1f} s ({:.0f} vectors/s); longest pause {:.1f} s\n",
+                                 r.build.seconds, static_cast<double>(s.vectors) / r.build.seconds,
+                                 r.build.longest_pause_seconds);
+        if (r.build.report.vectors != s.vectors) {
+          fail(
+              fmt::format("the model holds {} vectors, not {}", r.build.report.vectors, s.vectors));
+        }
+        r.breakdown = measure_breakdown(*log, ids, base, s.vectors);
+        std::cerr << fmt::format("breakdown: decrypt {:.2f} us/vector, FAISS ~{:.1f} s\n",
+                                 r.breakdown.decrypt_us_per_vector, r.breakdown.faiss_seconds_at_n);
+
+        // 6. The snapshot: written when the worker stops.
+        t0 = Clock::now();
+        worker.reset();
+        r.snapshot_write_seconds = seconds_between(t0, Clock::now());
+        if (model->report().snapshots_written != 1) fail("closing the model wrote no snapshot");
+      }
+      r.snapshot_bytes = fs::file_size(snapshot);
+      evict_from_page_cache(snapshot);
+      r.snapshot_raw_read_seconds = raw_read_seconds(snapshot);
+      std::cerr << fmt::format("snapshot written in {:.1f} s ({} bytes)\n",
+                               r.snapshot_write_seconds, r.snapshot_bytes);
+      const core::Position head = log->head().position;
+      for (int i = 0; i + 1 < s.repeats; ++i) {
+        evict_from_page_cache(snapshot);
+        auto model = make_model(*log);
+        t0 = Clock::now();
+        auto w = proj::Worker::start(*log, model);
+        if (!w) fail("starting the memories worker: " + w.error().to_string());
+        if (!(*w)->wait_for(head, kCatchUpTimeout)) fail("the loaded model did not reach the head");
+        r.snapshot_loads.push_back(seconds_between(t0, Clock::now()));
+        check_loaded(model->report(), s.vectors);
+        w->reset();
+        std::cerr << fmt::format("snapshot load {:.2f} s\n", r.snapshot_loads.back());
+      }
+      // A start without a usable snapshot (lost or corrupt): the model
+      // rebuilds its index from its own store (one FAISS add per page of
+      // vectors), not from the log. The snapshot is moved aside meanwhile;
+      // the model's checkpoint does not move, so it stays valid.
+      {
+        const fs::path aside = snapshot.string() + ".aside";
+        fs::rename(snapshot, aside);
+        auto model = make_model(*log);
+        t0 = Clock::now();
+        auto w = proj::Worker::start(*log, model);
+        if (!w) fail("starting the memories worker: " + w.error().to_string());
+        if (!(*w)->wait_for(head, kCatchUpTimeout))
+          fail("the rebuilt model did not reach the head");
+        r.store_rebuild_seconds = seconds_between(t0, Clock::now());
+        const proj::MemoriesIndexReport rep = model->report();
+        if (!rep.rebuilt_from_store || rep.vectors != s.vectors) {
+          fail(fmt::format("no rebuild from the store (rebuilt {}, {} vectors)",
+                           rep.rebuilt_from_store, rep.vectors));
+        }
+        w->reset();
+        if (fs::exists(snapshot)) fail("stopping the rebuilt model wrote a snapshot");
+        fs::rename(aside, snapshot);
+        std::cerr << fmt::format("rebuild from the store (no snapshot) {:.2f} s\n",
+                                 r.store_rebuild_seconds);
+      }
+      // The last load as `engram serve` does it: a Runtime.
       evict_from_page_cache(snapshot);
       auto model = make_model(*log);
       t0 = Clock::now();
-      auto w = proj::Worker::start(*log, model);
-      if (!w) fail("starting the memories worker: " + w.error().to_string());
-      if (!(*w)->wait_for(head, kCatchUpTimeout)) fail("the loaded model did not reach the head");
+      auto runtime = proj::Runtime::start(*log, {model});
+      if (!runtime) fail("starting the runtime: " + runtime.error().to_string());
+      std::shared_ptr<proj::Worker> serving = (*runtime)->serving(model->name());
+      if (!serving || !serving->wait_for(head, kCatchUpTimeout))
+        fail("the runtime did not catch up");
       r.snapshot_loads.push_back(seconds_between(t0, Clock::now()));
       check_loaded(model->report(), s.vectors);
-      w->reset();
-      std::cerr << fmt::format("snapshot load {:.2f} s\n", r.snapshot_loads.back());
-    }
-    // A start without a usable snapshot (lost or corrupt): the model
-    // rebuilds its index from its own store (one FAISS add per page of
-    // vectors), not from the log. The snapshot is moved aside meanwhile;
-    // the model's checkpoint does not move, so it stays valid.
-    {
-      const fs::path aside = snapshot.string() + ".aside";
-      fs::rename(snapshot, aside);
-      auto model = make_model(*log);
-      t0 = Clock::now();
-      auto w = proj::Worker::start(*log, model);
-      if (!w) fail("starting the memories worker: " + w.error().to_string());
-      if (!(*w)->wait_for(head, kCatchUpTimeout)) fail("the rebuilt model did not reach the head");
-      r.store_rebuild_seconds = seconds_between(t0, Clock::now());
-      const proj::MemoriesIndexReport rep = model->report();
-      if (!rep.rebuilt_from_store || rep.vectors != s.vectors) {
-        fail(fmt::format("no rebuild from the store (rebuilt {}, {} vectors)",
-                         rep.rebuilt_from_store, rep.vectors));
-      }
-      w->reset();
-      if (fs::exists(snapshot)) fail("stopping the rebuilt model wrote a snapshot");
-      fs::rename(aside, snapshot);
-      std::cerr << fmt::format("rebuild from the store (no snapshot) {:.2f} s\n",
-                               r.store_rebuild_seconds);
-    }
-    // The last load as `engram serve` does it: a Runtime.
-    evict_from_page_cache(snapshot);
-    auto model = make_model(*log);
-    t0 = Clock::now();
-    auto runtime = proj::Runtime::start(*log, {model});
-    if (!runtime) fail("starting the runtime: " + runtime.error().to_string());
-    std::shared_ptr<proj::Worker> serving = (*runtime)->serving(model->name());
-    if (!serving || !serving->wait_for(head, kCatchUpTimeout)) fail("the runtime did not catch up");
-    r.snapshot_loads.push_back(seconds_between(t0, Clock::now()));
-    check_loaded(model->report(), s.vectors);
-    std::cerr << fmt::format("snapshot load (runtime) {:.2f} s\n", r.snapshot_loads.back());
+      std::cerr << fmt::format("snapshot load (runtime) {:.2f} s\n", r.snapshot_loads.back());
 
-    // 7. Search, with the API wired as cmd_serve.cc wires it (auth off).
-    {
-      core::metrics::Registry metrics;
-      (*runtime)->register_metrics(metrics);
-      http::ApiOptions api_options;
-      api_options.read_side = runtime->get();
-      http::Api api(*log, bus, metrics, api_options);
-      http::ServerObserver observer;
-      observer.connections = [&api](int delta) { api.connections_changed(delta); };
-      http::ServerOptions server_options;
-      server_options.listen_address = "127.0.0.1";
-      server_options.port = 0;
-      auto server = http::Server::start(server_options, api, observer);
-      if (!server) fail("starting the server: " + server.error().to_string());
-      std::cerr << fmt::format("searching through port {}...\n", (*server)->port());
-      r.search = run_searches(s, ids, queries, r.direct, *model, *serving, (*server)->port());
-      (*server)->stop();
-      server->reset();
-      api.stop();
+      // 7. Search, with the API wired as cmd_serve.cc wires it (auth off).
+      {
+        core::metrics::Registry metrics;
+        (*runtime)->register_metrics(metrics);
+        http::ApiOptions api_options;
+        api_options.read_side = runtime->get();
+        http::Api api(*log, bus, metrics, api_options);
+        http::ServerObserver observer;
+        observer.connections = [&api](int delta) { api.connections_changed(delta); };
+        http::ServerOptions server_options;
+        server_options.listen_address = "127.0.0.1";
+        server_options.port = 0;
+        auto server = http::Server::start(server_options, api, observer);
+        if (!server) fail("starting the server: " + server.error().to_string());
+        std::cerr << fmt::format("searching through port {}...\n", (*server)->port());
+        r.search = run_searches(s, ids, queries, r.direct, *model, *serving, (*server)->port());
+        (*server)->stop();
+        server->reset();
+        api.stop();
+      }
+      serving.reset();
+      runtime->reset();
     }
-    serving.reset();
-    runtime->reset();
     r.log_bytes = directory_bytes(scratch.path());
+  }
+  if (store_only) {
+    r.peak_rss_gib = status_gib("VmHWM");
+    remove_if_created(s.base_dir, s.base_dir_created);
+    const std::string report = render_store_table(r) + render_store_details(r);
+    std::cout << report << std::flush;
+    if (!s.out.empty()) {
+      write_report(s.out, render_store_header(s, r, fs_type, load_at_start) + report);
+    }
+    return 0;
   }
 
   std::vector<std::vector<int64_t>> direct_found = r.search.found[kDirect10];

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <array>
+
 #include "commands/errors.h"
+#include "commands/event_table.h"
 #include "commands/flat.h"
 #include "commands/ids.h"
 #include "commands/input.h"
@@ -75,6 +78,30 @@ CommandError unknown_agent(std::string_view id) {
 
 }  // namespace
 
+std::string_view type_of(const Command& c) {
+  return type_name(c.v, kCommandTypes);
+}
+
+nlohmann::json to_json(const Command& c) {
+  nlohmann::json j = {{"agent_id", agent_id(c)}};
+  if (const auto* r = std::get_if<Register>(&c.v)) {
+    j["name"] = r->name;
+    put_optional(j, "kind", r->kind);
+    j["capabilities"] = r->capabilities;
+    j["domains"] = r->domains;
+    if (!r->config.empty()) j["config"] = object_json(r->config);
+  } else if (const auto* a = std::get_if<Adapt>(&c.v)) {
+    put_optional(j, "capabilities", a->capabilities);
+    put_optional(j, "domains", a->domains);
+    if (a->config) j["config"] = object_json(*a->config);
+  } else if (const auto* s = std::get_if<Suspend>(&c.v)) {
+    j["reason"] = s->reason;
+  } else {
+    j["reason"] = std::get<Retire>(c.v).reason;
+  }
+  return j;
+}
+
 std::string stream(const Command& c) {
   return stream_name(kAgentStreamPrefix, agent_id(c));
 }
@@ -133,74 +160,62 @@ result<Events> decide(const State& s, const Command& c, const Context&) {
   return Events{flat::finish(b, root, "AgentRetired")};
 }
 
-core::result<void> evolve(State& s, std::string_view type, std::span<const uint8_t> payload) {
-  const flat::Aligned bytes(payload);
-  const auto corrupt = [&] {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("{} payload does not verify", type));
-  };
-  if (type == "AgentRegistered") {
-    const auto* e = flat::verified<fb::AgentRegistered>(bytes);
-    if (e == nullptr) return corrupt();
-    s.registered = true;
-    s.status = Status::active;
-    s.name = e->name()->str();
-    s.capabilities = flat::texts(e->capabilities());
-    s.domains = flat::texts(e->domains());
-    s.config = std::string(flat::view(e->config()));
-  } else if (type == "AgentAdapted") {
-    const auto* e = flat::verified<fb::AgentAdapted>(bytes);
-    if (e == nullptr) return corrupt();
-    s.capabilities = flat::texts(e->capabilities());
-    s.domains = flat::texts(e->domains());
-    s.config = std::string(flat::view(e->config()));
-  } else if (type == "AgentSuspended") {
-    if (flat::verified<fb::AgentSuspended>(bytes) == nullptr) return corrupt();
-    s.status = Status::suspended;
-  } else if (type == "AgentRetired") {
-    if (flat::verified<fb::AgentRetired>(bytes) == nullptr) return corrupt();
-    s.status = Status::retired;
-  } else {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("\"{}\" is not an agent event", type));
-  }
-  return {};
-}
+namespace {
 
-std::optional<nlohmann::json> render(std::string_view type, std::span<const uint8_t> payload,
-                                     const RenderContext&) {
-  const flat::Aligned bytes(payload);
-  nlohmann::json j = nlohmann::json::object();
-  if (type == "AgentRegistered") {
-    const auto* e = flat::verified<fb::AgentRegistered>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["agent_id"] = e->agent_id()->str();
-    j["name"] = e->name()->str();
-    flat::put(j, "kind", e->kind());
-    j["capabilities"] = flat::texts(e->capabilities());
-    j["domains"] = flat::texts(e->domains());
-    j["config"] = flat::flex_json(e->config());
-  } else if (type == "AgentAdapted") {
-    const auto* e = flat::verified<fb::AgentAdapted>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["agent_id"] = e->agent_id()->str();
-    j["capabilities"] = flat::texts(e->capabilities());
-    j["domains"] = flat::texts(e->domains());
-    j["config"] = flat::flex_json(e->config());
-  } else if (type == "AgentSuspended") {
-    const auto* e = flat::verified<fb::AgentSuspended>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["agent_id"] = e->agent_id()->str();
-    j["reason"] = e->reason()->str();
-  } else if (type == "AgentRetired") {
-    const auto* e = flat::verified<fb::AgentRetired>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["agent_id"] = e->agent_id()->str();
-    j["reason"] = e->reason()->str();
-  } else {
-    return std::nullopt;
-  }
-  return j;
+using Def = EventDef<State>;
+using nlohmann::json;
+
+constexpr auto kEvents = std::to_array<Def>({
+    Def::of<fb::AgentRegistered>(
+        "AgentRegistered",
+        [](State& s, const fb::AgentRegistered& e) {
+          s.registered = true;
+          s.status = Status::active;
+          s.name = e.name()->str();
+          s.capabilities = flat::texts(e.capabilities());
+          s.domains = flat::texts(e.domains());
+          s.config = std::string(flat::view(e.config()));
+        },
+        [](json& j, const fb::AgentRegistered& e) {
+          j["agent_id"] = e.agent_id()->str();
+          j["name"] = e.name()->str();
+          flat::put(j, "kind", e.kind());
+          j["capabilities"] = flat::texts(e.capabilities());
+          j["domains"] = flat::texts(e.domains());
+          j["config"] = flat::flex_json(e.config());
+        }),
+    Def::of<fb::AgentAdapted>(
+        "AgentAdapted",
+        [](State& s, const fb::AgentAdapted& e) {
+          s.capabilities = flat::texts(e.capabilities());
+          s.domains = flat::texts(e.domains());
+          s.config = std::string(flat::view(e.config()));
+        },
+        [](json& j, const fb::AgentAdapted& e) {
+          j["agent_id"] = e.agent_id()->str();
+          j["capabilities"] = flat::texts(e.capabilities());
+          j["domains"] = flat::texts(e.domains());
+          j["config"] = flat::flex_json(e.config());
+        }),
+    Def::of<fb::AgentSuspended>(
+        "AgentSuspended", [](State& s, const fb::AgentSuspended&) { s.status = Status::suspended; },
+        [](json& j, const fb::AgentSuspended& e) {
+          j["agent_id"] = e.agent_id()->str();
+          j["reason"] = e.reason()->str();
+        }),
+    Def::of<fb::AgentRetired>(
+        "AgentRetired", [](State& s, const fb::AgentRetired&) { s.status = Status::retired; },
+        [](json& j, const fb::AgentRetired& e) {
+          j["agent_id"] = e.agent_id()->str();
+          j["reason"] = e.reason()->str();
+        }),
+});
+
+}  // namespace
+
+const EventTable<State>& events() {
+  static constexpr EventTable<State> table{"agent", kEvents};
+  return table;
 }
 
 }  // namespace engram::commands::agent

@@ -1,8 +1,12 @@
 #include "commands/aggregates.h"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <unordered_map>
+#include <utility>
 
+#include "commands/event_table.h"
 #include "commands/ids.h"
 
 namespace engram::commands {
@@ -37,24 +41,58 @@ std::vector<CommandSpec> make_specs() {
   return specs;
 }
 
+// Each aggregate's event table, by its state's type.
+const EventTable<agent::State>& table_of(const agent::State*) {
+  return agent::events();
+}
+const EventTable<project::State>& table_of(const project::State*) {
+  return project::events();
+}
+const EventTable<task::State>& table_of(const task::State*) {
+  return task::events();
+}
+const EventTable<knowledge::State>& table_of(const knowledge::State*) {
+  return knowledge::events();
+}
+const EventTable<memory::State, memory::Memory>& table_of(const memory::State*) {
+  return memory::events();
+}
+const EventTable<pattern::State>& table_of(const pattern::State*) {
+  return pattern::events();
+}
+template <typename State>
+const auto& table_of() {
+  return table_of(static_cast<const State*>(nullptr));
+}
+
+// Calls f.operator()<State>() for every aggregate, in documentation order.
+template <typename F>
+void for_each_aggregate(F&& f) {
+  [&]<size_t... I>(std::index_sequence<I...>) {
+    (f.template operator()<std::variant_alternative_t<I, AnyState>>(), ...);
+  }
+  (std::make_index_sequence<std::variant_size_v<AnyState>>{});
+}
+
 using Renderer = std::optional<nlohmann::json> (*)(std::string_view, std::span<const uint8_t>,
                                                    const RenderContext&);
 
-template <size_t N>
-void add_renderers(std::unordered_map<std::string_view, Renderer>& out,
-                   const std::array<std::string_view, N>& types, Renderer r) {
-  for (std::string_view t : types) out.emplace(t, r);
+template <typename State>
+std::optional<nlohmann::json> render_as(std::string_view type, std::span<const uint8_t> payload,
+                                        const RenderContext& rc) {
+  return table_of<State>().render(type, payload, rc);
 }
 
-std::unordered_map<std::string_view, Renderer> make_renderers() {
-  std::unordered_map<std::string_view, Renderer> m;
-  add_renderers(m, agent::kEventTypes, &agent::render);
-  add_renderers(m, project::kEventTypes, &project::render);
-  add_renderers(m, task::kEventTypes, &task::render);
-  add_renderers(m, knowledge::kEventTypes, &knowledge::render);
-  add_renderers(m, memory::kEventTypes, &memory::render);
-  add_renderers(m, pattern::kEventTypes, &pattern::render);
-  return m;
+// Every domain event type's renderer.
+const std::unordered_map<std::string_view, Renderer>& renderers() {
+  static const auto map = [] {
+    std::unordered_map<std::string_view, Renderer> m;
+    for_each_aggregate([&]<typename State>() {
+      for (const auto& d : table_of<State>().events) m.emplace(d.type, &render_as<State>);
+    });
+    return m;
+  }();
+  return map;
 }
 
 }  // namespace
@@ -71,8 +109,22 @@ const CommandSpec* find_command(std::string_view type) {
   return nullptr;
 }
 
-bool role_allows(const CommandSpec& spec, const Principal& p) {
-  return p.has(Role::admin) || p.has(spec.review ? Role::reviewer : Role::writer);
+result<void> authorize_role(const CommandSpec& spec, const Principal& p) {
+  if (!p.is_system && p.subject.starts_with(kSystemSubjectPrefix)) {
+    return forbidden(
+        "reserved_subject",
+        fmt::format("subjects starting with \"{}\" are the system's", kSystemSubjectPrefix));
+  }
+  if (!p.has(Role::admin) && !p.has(spec.review ? Role::reviewer : Role::writer)) {
+    return forbidden("role_not_allowed", fmt::format("{} needs the role {} or admin", spec.type,
+                                                     spec.review ? "reviewer" : "writer"));
+  }
+  if (spec.review && p.is_system) {
+    return forbidden(
+        "human_review_required",
+        fmt::format("{} is a person's decision; \"{}\" is the system", spec.type, p.subject));
+  }
+  return {};
 }
 
 bool is_domain_stream(std::string_view stream) {
@@ -89,12 +141,25 @@ std::optional<AnyState> initial_state(std::string_view stream) {
   return std::nullopt;
 }
 
-core::result<void> evolve(AnyState& s, std::string_view type, std::span<const uint8_t> payload) {
-  return std::visit([&](auto& state) { return evolve(state, type, payload); }, s);
+core::result<void> evolve(AnyState& s, const EventView& e) {
+  return std::visit([&](auto& state) { return table_of(&state).evolve(state, e); }, s);
 }
 
 size_t approx_bytes(const AnyState& s) {
   return std::visit([](const auto& state) { return state.approx_bytes(); }, s);
+}
+
+std::span<const std::string_view> state_entities(std::string_view stream) {
+  if (stream.starts_with(kMemoryStreamPrefix)) return memory::kStateEntities;
+  return {};
+}
+
+std::string_view type_of(const AnyCommand& c) {
+  return std::visit([](const auto& cmd) { return type_of(cmd); }, c);
+}
+
+nlohmann::json to_json(const AnyCommand& c) {
+  return std::visit([](const auto& cmd) { return to_json(cmd); }, c);
 }
 
 std::string stream_of(const AnyCommand& c) {
@@ -122,10 +187,30 @@ result<Events> decide(const AnyState& s, const AnyCommand& c, const Context& ctx
 
 std::optional<nlohmann::json> render_domain(std::string_view type, std::span<const uint8_t> payload,
                                             const RenderContext& rc) {
-  static const std::unordered_map<std::string_view, Renderer> renderers = make_renderers();
-  const auto it = renderers.find(type);
-  if (it == renderers.end()) return std::nullopt;
+  const auto& map = renderers();
+  const auto it = map.find(type);
+  if (it == map.end()) return std::nullopt;
   return it->second(type, payload, rc);
+}
+
+std::vector<std::string_view> event_types() {
+  std::vector<std::string_view> out;
+  for_each_aggregate([&]<typename State>() {
+    for (const auto& d : table_of<State>().events) out.push_back(d.type);
+  });
+  return out;
+}
+
+std::optional<std::string> entity_of(std::string_view stream, std::string_view type,
+                                     std::span<const uint8_t> payload) {
+  auto state = initial_state(stream);
+  if (!state) return std::nullopt;
+  return std::visit([&](const auto& s) { return table_of(&s).entity(type, payload); }, *state);
+}
+
+std::string entity_of(const core::RecordedEvent& e) {
+  if (e.payload_format() != core::PayloadFormat::flatbuffer) return {};
+  return entity_of(e.stream(), e.type(), e.payload()).value_or(std::string());
 }
 
 }  // namespace engram::commands

@@ -44,6 +44,10 @@ CommandError conflict(std::string code, std::string detail,
   return e;
 }
 
+CommandError overloaded(std::string detail) {
+  return make(Failure::overloaded, "overloaded", std::move(detail));
+}
+
 CommandError unavailable(std::string code, std::string detail) {
   return make(Failure::unavailable, std::move(code), std::move(detail));
 }
@@ -56,7 +60,7 @@ CommandError from_log(const core::Error& e) {
   const std::string detail = e.to_string();
   switch (e.code) {
     case core::errc::overloaded:
-      return make(Failure::overloaded, "overloaded", detail);
+      return overloaded(detail);
     case core::errc::read_only:
       return unavailable("read_only", detail);
     case core::errc::shutting_down:

@@ -51,8 +51,7 @@ result<core::EventData> parse_generic_event(const json& event, std::string_view 
     return malformed(member(pointer, "type"), "missing_field", "'type' is required");
   }
   if (!type->is_string() || type->get_ref<const std::string&>().empty()) {
-    return malformed(member(pointer, "type"), "invalid_field",
-                     "'type' must be a non-empty string");
+    return malformed(member(pointer, "type"), "invalid_field", "'type' must be a non-empty string");
   }
   out.type = type->get<std::string>();
 

@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-#include "commands/bus.h"
+#include "commands/errors.h"
 #include "core/event.h"
 #include "core/expected_version.h"
 #include "core/flexjson.h"
@@ -47,8 +47,7 @@ struct GenericAppend {
 
 // A request body: {"expected_version": optional, core/expected_version.h's
 // JSON form (default any), "events": [1..max_events events]}.
-result<GenericAppend> parse_generic_append(const nlohmann::json& body,
-                                           const GenericLimits& limits);
+result<GenericAppend> parse_generic_append(const nlohmann::json& body, const GenericLimits& limits);
 
 // With an Idempotency-Key, the ids are functions of (subject, key), so a
 // retried request makes the same ids and the log's dedupe answers it with

@@ -13,9 +13,11 @@
 
 namespace engram::commands {
 
-std::string json_pointer(std::string_view name) { return "/" + core::json_pointer_token(name); }
+std::string json_pointer(std::string_view name) {
+  return "/" + core::json_pointer_token(name);
+}
 
-Input::Input(const nlohmann::json& body, const BusOptions& limits) : body_(body), limits_(limits) {
+Input::Input(const nlohmann::json& body, const Limits& limits) : body_(body), limits_(limits) {
   ENGRAM_ASSERT(body.is_object());
 }
 
@@ -295,6 +297,13 @@ std::optional<CommandError> Input::finish() {
     }
   }
   return std::nullopt;
+}
+
+nlohmann::json object_json(std::string_view flex) {
+  auto j = core::flex_to_json(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(flex.data()), flex.size()));
+  if (!j || !j->is_object()) return "not a FlexBuffer map";
+  return std::move(*j);
 }
 
 }  // namespace engram::commands

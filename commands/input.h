@@ -19,15 +19,16 @@
 #include <string_view>
 #include <vector>
 
-#include "commands/bus.h"
+#include "commands/errors.h"
+#include "commands/limits.h"
 
 namespace engram::commands {
 
 class Input {
  public:
   // Both are read, not copied: they must outlive the Input.
-  Input(const nlohmann::json& body, const BusOptions& limits);
-  Input(nlohmann::json&& body, const BusOptions& limits) = delete;
+  Input(const nlohmann::json& body, const Limits& limits);
+  Input(nlohmann::json&& body, const Limits& limits) = delete;
 
   std::string id(std::string_view name);
   std::optional<std::string> optional_id(std::string_view name);
@@ -67,10 +68,21 @@ class Input {
   std::optional<std::vector<std::string>> list(std::string_view name, bool required, bool ids);
 
   const nlohmann::json& body_;
-  const BusOptions& limits_;
+  const Limits& limits_;
   std::set<std::string, std::less<>> taken_;
   std::optional<CommandError> error_;
 };
+
+// Writing a body back (an aggregate's to_json, the inverse of its parse):
+// an optional member only when it is set.
+template <typename T>
+void put_optional(nlohmann::json& body, const char* name, const std::optional<T>& value) {
+  if (value) body[name] = *value;
+}
+// A FlexBuffer that optional_object made, as the JSON object it was read
+// from; bytes that are no FlexBuffer give a string, which optional_object
+// refuses.
+nlohmann::json object_json(std::string_view flex);
 
 // A JSON pointer to a top-level member (RFC 6901 escaping).
 std::string json_pointer(std::string_view name);

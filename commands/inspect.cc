@@ -3,8 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iterator>
+#include <map>
+#include <optional>
 #include <vector>
 
+#include "commands/event_table.h"
 #include "core/flexjson.h"
 
 namespace engram::commands {
@@ -58,27 +62,51 @@ nlohmann::json to_json(const knowledge::State& s) {
 }
 
 nlohmann::json to_json(const memory::State& s) {
-  // Sorted so that the same state always shows the same items, whatever the
-  // hash map's order; only the shown ones need sorting.
-  using Entry = const std::pair<const std::string, memory::Memory>*;
-  std::vector<Entry> entries;
-  entries.reserve(s.memories.size());
-  for (const auto& m : s.memories) entries.push_back(&m);
-  const size_t shown = std::min(entries.size(), kMaxStateListItems);
-  std::partial_sort(entries.begin(), entries.begin() + static_cast<ptrdiff_t>(shown), entries.end(),
-                    [](Entry a, Entry b) { return a->first < b->first; });
-  nlohmann::json items = nlohmann::json::array();
-  for (size_t i = 0; i < shown; ++i) {
-    items.push_back({{"memory_id", entries[i]->first},
-                     {"importance", entries[i]->second.importance},
-                     {"forgotten", entries[i]->second.forgotten}});
-  }
-  return {{"aggregate", "memory"},
-          {"memories",
-           {{"count", s.memories.size()},
-            {"items", std::move(items)},
-            {"truncated", shown < s.memories.size()}}}};
+  return {{"aggregate", "memory"}, {"forgotten_at", s.forgotten_at}};
 }
+
+// A memory owner's memories as state_at shows them: how many there are, and
+// the first kMaxStateListItems by id with what their latest events say.
+// Bounded: an id past the shown ones once they are full is only counted,
+// and never comes back, since only smaller ids can displace shown ones.
+class MemoryListing {
+ public:
+  core::result<void> add(const EventView& e) {
+    const auto& table = memory::events();
+    auto entity = table.entity(e.type, e.payload);
+    if (!entity) return {};  // the owner's state, not a memory's; evolve checked it
+    if (*entity == memory::kSubjectEntity) {
+      for (auto& [id, m] : shown_) {
+        if (auto r = table.evolve_entity(m, e); !r) return r;
+      }
+      return {};
+    }
+    if (e.type == memory::kStoredEvent) ++count_;
+    auto it = shown_.find(*entity);
+    if (it == shown_.end()) {
+      if (e.type != memory::kStoredEvent) return {};  // a memory past the shown ones
+      if (shown_.size() == kMaxStateListItems) {
+        if (*entity > shown_.rbegin()->first) return {};
+        shown_.erase(std::prev(shown_.end()));
+      }
+      it = shown_.emplace(std::move(*entity), memory::Memory{}).first;
+    }
+    return table.evolve_entity(it->second, e);
+  }
+
+  nlohmann::json to_json() const {
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& [id, m] : shown_) {
+      items.push_back(
+          {{"memory_id", id}, {"importance", m.importance}, {"forgotten", m.forgotten}});
+    }
+    return {{"count", count_}, {"items", std::move(items)}, {"truncated", shown_.size() < count_}};
+  }
+
+ private:
+  std::map<std::string, memory::Memory, std::less<>> shown_;
+  uint64_t count_ = 0;
+};
 
 nlohmann::json to_json(const pattern::State& s) {
   return {{"aggregate", "pattern"}, {"observed", s.observed}, {"retired", s.retired}};
@@ -99,6 +127,8 @@ core::result<StateAt> state_at(const core::Log& log, std::string_view stream, co
   if (at.value() == 0) {
     return core::make_error(core::errc::invalid_argument, "the position must be at least 1");
   }
+  std::optional<MemoryListing> memories;
+  if (std::holds_alternative<memory::State>(*state)) memories.emplace();
   StateAt out;
   out.stream = std::string(stream);
   // A stream's positions grow with its versions, so the first event past
@@ -113,7 +143,10 @@ core::result<StateAt> state_at(const core::Log& log, std::string_view stream, co
         past = true;
         break;
       }
-      if (auto r = evolve(*state, e.type(), e.payload()); !r) {
+      const EventView view{e.type(), e.payload(), e.version().value()};
+      auto r = evolve(*state, view);
+      if (r && memories) r = memories->add(view);
+      if (!r) {
         return core::make_error(
             core::errc::corruption,
             fmt::format("{} version {}: {}", stream, e.version().value(), r.error().message));
@@ -124,6 +157,7 @@ core::result<StateAt> state_at(const core::Log& log, std::string_view stream, co
     }
   }
   out.state = state_to_json(*state);
+  if (memories) out.state["memories"] = memories->to_json();
   return out;
 }
 

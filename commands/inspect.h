@@ -18,16 +18,20 @@
 namespace engram::commands {
 
 // The most items a collection that can grow without bound (a memory
-// aggregate's memories) shows in state_to_json.
+// owner's memories) shows in state_at.
 inline constexpr size_t kMaxStateListItems = 1000;
 
 // The state as JSON: {"aggregate": "agent" | "project" | ..., then every
 // field of the State struct}. Enums are their lower-case names, an agent's
-// config its JSON ({} when none, null when it does not verify). Memories are
-// {"count", "items": [{"memory_id", "importance", "forgotten"}] sorted by id,
-// "truncated"}, with at most kMaxStateListItems items.
+// config its JSON ({} when none, null when it does not verify). A memory
+// owner's state is {"aggregate": "memory", "forgotten_at"}: the bus keeps
+// nothing per memory.
 nlohmann::json state_to_json(const AnyState& s);
 
+// state_at adds to a memory owner's state what the bus reads per memory
+// through the log's entity index: "memories": {"count", "items":
+// [{"memory_id", "importance", "forgotten"}] sorted by id, "truncated"},
+// with at most kMaxStateListItems items.
 struct StateAt {
   std::string stream;
   uint64_t version = 0;        // the stream's version at `at` (0: the stream did not exist yet)

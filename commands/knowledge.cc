@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <array>
+
 #include "commands/agent.h"
 #include "commands/errors.h"
+#include "commands/event_table.h"
 #include "commands/flat.h"
 #include "commands/ids.h"
 #include "commands/input.h"
@@ -75,6 +78,39 @@ result<Command> parse(std::string_view type, const nlohmann::json& body, const P
   }
   if (auto e = in.finish()) return *e;
   return c;
+}
+
+std::string_view type_of(const Command& c) {
+  return type_name(c.v, kCommandTypes);
+}
+
+nlohmann::json to_json(const Command& c) {
+  nlohmann::json j = nlohmann::json::object();
+  if (!knowledge_id(c).empty()) j["knowledge_id"] = knowledge_id(c);
+  if (const auto* r = std::get_if<Record>(&c.v)) {
+    j["title"] = r->title;
+    j["body"] = r->body;
+    j["domain"] = r->domain;
+    put_optional(j, "tags", r->tags);
+    put_optional(j, "source_agent", r->source_agent);
+    put_optional(j, "source_task", r->source_task);
+    j["confidence"] = r->confidence;
+    put_optional(j, "embedding", r->embedding);
+    put_optional(j, "embedder", r->embedder);
+  } else if (const auto* v = std::get_if<Revise>(&c.v)) {
+    put_optional(j, "title", v->title);
+    put_optional(j, "body", v->body);
+    put_optional(j, "tags", v->tags);
+    put_optional(j, "confidence", v->confidence);
+    put_optional(j, "embedding", v->embedding);
+    put_optional(j, "embedder", v->embedder);
+    put_optional(j, "reason", v->reason);
+  } else if (const auto* t = std::get_if<Transfer>(&c.v)) {
+    j["to_agent"] = t->to_agent;
+  } else {
+    j["reason"] = std::get<Retract>(c.v).reason;
+  }
+  return j;
 }
 
 std::string stream(const Command& c) {
@@ -191,76 +227,63 @@ result<Events> decide(const State& s, const Command& c, const Context& ctx) {
   return Events{flat::finish(b, root, "KnowledgeRetracted")};
 }
 
-core::result<void> evolve(State& s, std::string_view type, std::span<const uint8_t> payload) {
-  const flat::Aligned bytes(payload);
-  const auto corrupt = [&] {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("{} payload does not verify", type));
-  };
-  if (type == "KnowledgeRecorded") {
-    const auto* e = flat::verified<fb::KnowledgeRecorded>(bytes);
-    if (e == nullptr) return corrupt();
-    s.recorded = true;
-    s.owner = flat::text(e->source_agent());
-  } else if (type == "KnowledgeRevised") {
-    if (flat::verified<fb::KnowledgeRevised>(bytes) == nullptr) return corrupt();
-  } else if (type == "KnowledgeTransferred") {
-    const auto* e = flat::verified<fb::KnowledgeTransferred>(bytes);
-    if (e == nullptr) return corrupt();
-    s.owner = e->to_agent()->str();
-  } else if (type == "KnowledgeRetracted") {
-    if (flat::verified<fb::KnowledgeRetracted>(bytes) == nullptr) return corrupt();
-    s.retracted = true;
-  } else {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("\"{}\" is not a knowledge event", type));
-  }
-  return {};
-}
+namespace {
 
-std::optional<nlohmann::json> render(std::string_view type, std::span<const uint8_t> payload,
-                                     const RenderContext&) {
-  const flat::Aligned bytes(payload);
-  nlohmann::json j = nlohmann::json::object();
-  if (type == "KnowledgeRecorded") {
-    const auto* e = flat::verified<fb::KnowledgeRecorded>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["knowledge_id"] = e->knowledge_id()->str();
-    j["title"] = e->title()->str();
-    j["body"] = e->body()->str();
-    j["domain"] = e->domain()->str();
-    j["tags"] = flat::texts(e->tags());
-    flat::put(j, "source_agent", e->source_agent());
-    flat::put(j, "source_task", e->source_task());
-    j["confidence"] = e->confidence();
-    flat::put(j, "embedding", e->embedding());
-    flat::put(j, "embedder", e->embedder());
-  } else if (type == "KnowledgeRevised") {
-    const auto* e = flat::verified<fb::KnowledgeRevised>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["knowledge_id"] = e->knowledge_id()->str();
-    flat::put(j, "title", e->title());
-    flat::put(j, "body", e->body());
-    flat::put(j, "tags", e->tags());
-    if (e->confidence()) j["confidence"] = *e->confidence();
-    flat::put(j, "embedding", e->embedding());
-    flat::put(j, "embedder", e->embedder());
-    flat::put(j, "reason", e->reason());
-  } else if (type == "KnowledgeTransferred") {
-    const auto* e = flat::verified<fb::KnowledgeTransferred>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["knowledge_id"] = e->knowledge_id()->str();
-    flat::put(j, "from_agent", e->from_agent());
-    j["to_agent"] = e->to_agent()->str();
-  } else if (type == "KnowledgeRetracted") {
-    const auto* e = flat::verified<fb::KnowledgeRetracted>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["knowledge_id"] = e->knowledge_id()->str();
-    j["reason"] = e->reason()->str();
-  } else {
-    return std::nullopt;
-  }
-  return j;
+using Def = EventDef<State>;
+using nlohmann::json;
+
+constexpr auto kEvents = std::to_array<Def>({
+    Def::of<fb::KnowledgeRecorded>(
+        "KnowledgeRecorded",
+        [](State& s, const fb::KnowledgeRecorded& e) {
+          s.recorded = true;
+          s.owner = flat::text(e.source_agent());
+        },
+        [](json& j, const fb::KnowledgeRecorded& e) {
+          j["knowledge_id"] = e.knowledge_id()->str();
+          j["title"] = e.title()->str();
+          j["body"] = e.body()->str();
+          j["domain"] = e.domain()->str();
+          j["tags"] = flat::texts(e.tags());
+          flat::put(j, "source_agent", e.source_agent());
+          flat::put(j, "source_task", e.source_task());
+          j["confidence"] = e.confidence();
+          flat::put(j, "embedding", e.embedding());
+          flat::put(j, "embedder", e.embedder());
+        }),
+    Def::of<fb::KnowledgeRevised>(
+        "KnowledgeRevised", [](State&, const fb::KnowledgeRevised&) {},
+        [](json& j, const fb::KnowledgeRevised& e) {
+          j["knowledge_id"] = e.knowledge_id()->str();
+          flat::put(j, "title", e.title());
+          flat::put(j, "body", e.body());
+          flat::put(j, "tags", e.tags());
+          if (e.confidence()) j["confidence"] = *e.confidence();
+          flat::put(j, "embedding", e.embedding());
+          flat::put(j, "embedder", e.embedder());
+          flat::put(j, "reason", e.reason());
+        }),
+    Def::of<fb::KnowledgeTransferred>(
+        "KnowledgeTransferred",
+        [](State& s, const fb::KnowledgeTransferred& e) { s.owner = e.to_agent()->str(); },
+        [](json& j, const fb::KnowledgeTransferred& e) {
+          j["knowledge_id"] = e.knowledge_id()->str();
+          flat::put(j, "from_agent", e.from_agent());
+          j["to_agent"] = e.to_agent()->str();
+        }),
+    Def::of<fb::KnowledgeRetracted>(
+        "KnowledgeRetracted", [](State& s, const fb::KnowledgeRetracted&) { s.retracted = true; },
+        [](json& j, const fb::KnowledgeRetracted& e) {
+          j["knowledge_id"] = e.knowledge_id()->str();
+          j["reason"] = e.reason()->str();
+        }),
+});
+
+}  // namespace
+
+const EventTable<State>& events() {
+  static constexpr EventTable<State> table{"knowledge", kEvents};
+  return table;
 }
 
 }  // namespace engram::commands::knowledge

@@ -61,17 +61,15 @@ struct Command {
 
 inline constexpr std::array<std::string_view, 4> kCommandTypes = {
     "RecordKnowledge", "ReviseKnowledge", "TransferKnowledge", "RetractKnowledge"};
-inline constexpr std::array<std::string_view, 4> kEventTypes = {
-    "KnowledgeRecorded", "KnowledgeRevised", "KnowledgeTransferred", "KnowledgeRetracted"};
 
 result<Command> parse(std::string_view type, const nlohmann::json& body, const ParseContext& pc);
+// The command's type, and its body as parse() reads it back.
+std::string_view type_of(const Command& c);
+nlohmann::json to_json(const Command& c);
 std::string stream(const Command& c);
 Needs needs(const Command& c);
 result<void> authorize(const Command& c, const Principal& p);
 result<Events> decide(const State& s, const Command& c, const Context& ctx);
-core::result<void> evolve(State& s, std::string_view type, std::span<const uint8_t> payload);
-// nullopt when the payload does not verify as `type`.
-std::optional<nlohmann::json> render(std::string_view type, std::span<const uint8_t> payload,
-                                     const RenderContext& rc);
+const EventTable<State>& events();
 
 }  // namespace engram::commands::knowledge

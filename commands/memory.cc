@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 
 #include "commands/errors.h"
+#include "commands/event_table.h"
 #include "commands/flat.h"
 #include "commands/ids.h"
 #include "commands/input.h"
@@ -20,11 +22,8 @@ namespace fb = engram::domain;
 // Embeddings are sealed as their raw float32 bytes, little-endian.
 static_assert(std::endian::native == std::endian::little);
 
-// A map node's overhead beyond its key's characters, for approx_bytes().
-inline constexpr size_t kMemoryEntryBytes = 64;
-
 size_t State::approx_bytes() const {
-  return sizeof(State) + id_bytes + memories.size() * kMemoryEntryBytes;
+  return sizeof(State);
 }
 
 namespace {
@@ -67,16 +66,45 @@ result<Command> parse(std::string_view type, const nlohmann::json& body, const P
   return c;
 }
 
+std::string_view type_of(const Command& c) {
+  return type_name(c.v, kCommandTypes);
+}
+
+nlohmann::json to_json(const Command& c) {
+  nlohmann::json j = {{"owner", owner_of(c)}};
+  if (const auto* s = std::get_if<Store>(&c.v)) {
+    if (!s->memory_id.empty()) j["memory_id"] = s->memory_id;
+    j["content"] = s->content;
+    j["importance"] = s->importance;
+    put_optional(j, "tags", s->tags);
+    put_optional(j, "embedding", s->embedding);
+    put_optional(j, "embedder", s->embedder);
+  } else if (const auto* r = std::get_if<Reinforce>(&c.v)) {
+    j["memory_id"] = r->memory_id;
+    j["amount"] = r->amount;
+  } else if (const auto* f = std::get_if<Forget>(&c.v)) {
+    j["memory_id"] = f->memory_id;
+  } else {
+    put_optional(j, "reason", std::get<ForgetSubject>(c.v).reason);
+  }
+  return j;
+}
+
 std::string stream(const Command& c) {
   return stream_name(kMemoryStreamPrefix, owner_of(c));
 }
 
 Needs needs(const Command& c) {
   Needs n;
-  if (std::holds_alternative<Store>(c.v)) {
+  if (const auto* s = std::get_if<Store>(&c.v)) {
     n.key = KeyUse::seal;
-    n.key_owner = owner_of(c);
-  } else if (std::holds_alternative<ForgetSubject>(c.v)) {
+    n.key_owner = s->owner;
+    n.entity = s->memory_id;
+  } else if (const auto* r = std::get_if<Reinforce>(&c.v)) {
+    n.entity = r->memory_id;
+  } else if (const auto* f = std::get_if<Forget>(&c.v)) {
+    n.entity = f->memory_id;
+  } else {
     n.key = KeyUse::destroy;
     n.key_owner = owner_of(c);
   }
@@ -95,9 +123,10 @@ result<void> authorize(const Command& c, const Principal& p) {
 
 namespace {
 
-result<Events> store(const State& s, const Store& m, const Context& ctx) {
+result<Events> store(const Store& m, const Context& ctx) {
   ENGRAM_ASSERT(ctx.key.has_value());
-  if (s.memories.contains(m.memory_id)) {
+  // Any event of the id, even a forgotten memory's: ids are never reused.
+  if (ctx.entity_event) {
     return rule("memory_exists",
                 fmt::format("memory \"{}\" of \"{}\" already exists", m.memory_id, m.owner));
   }
@@ -129,38 +158,44 @@ result<Events> store(const State& s, const Store& m, const Context& ctx) {
   mb.add_embedder(embedder);
   mb.add_importance(m.importance);
   mb.add_tags(tags);
-  return Events{flat::finish(b, mb.Finish(), "MemoryStored")};
+  return Events{flat::finish(b, mb.Finish(), kStoredEvent)};
 }
 
-result<const Memory*> live_memory(const State& s, std::string_view owner,
-                                  const std::string& memory_id) {
-  const auto it = s.memories.find(memory_id);
-  if (it == s.memories.end()) {
+result<Memory> live_memory(const State& s, const Context& ctx, std::string_view owner,
+                           const std::string& memory_id) {
+  if (!ctx.entity_event) {
     return not_found("memory_not_found",
                      fmt::format("no memory \"{}\" of \"{}\"", memory_id, owner));
   }
-  if (it->second.forgotten) {
+  auto m = memory_of(s, *ctx.entity_event);
+  if (!m) {
+    return internal("corrupt_event", fmt::format("memory \"{}\" of \"{}\": {}", memory_id, owner,
+                                                 m.error().message));
+  }
+  if (m->forgotten) {
     return rule("memory_forgotten",
                 fmt::format("memory \"{}\" of \"{}\" is forgotten", memory_id, owner));
   }
-  return &it->second;
+  return *m;
 }
 
 }  // namespace
 
 result<Events> decide(const State& s, const Command& c, const Context& ctx) {
-  if (const auto* m = std::get_if<Store>(&c.v)) return store(s, *m, ctx);
+  if (const auto* m = std::get_if<Store>(&c.v)) return store(*m, ctx);
   flat::Builder b;
   if (const auto* r = std::get_if<Reinforce>(&c.v)) {
-    auto memory = live_memory(s, r->owner, r->memory_id);
+    auto memory = live_memory(s, ctx, r->owner, r->memory_id);
     if (!memory) return memory.error();
-    const double importance = std::min(1.0, (*memory)->importance + r->amount);
+    const double importance = std::min(1.0, memory->importance + r->amount);
     const auto root = fb::CreateMemoryReinforced(b, flat::str(b, r->owner),
                                                  flat::str(b, r->memory_id), r->amount, importance);
     return Events{flat::finish(b, root, "MemoryReinforced")};
   }
   if (const auto* f = std::get_if<Forget>(&c.v)) {
-    if (auto memory = live_memory(s, f->owner, f->memory_id); !memory) return memory.error();
+    if (auto memory = live_memory(s, ctx, f->owner, f->memory_id); !memory) {
+      return memory.error();
+    }
     const auto root =
         fb::CreateMemoryForgotten(b, flat::str(b, f->owner), flat::str(b, f->memory_id));
     return Events{flat::finish(b, root, "MemoryForgotten")};
@@ -169,40 +204,6 @@ result<Events> decide(const State& s, const Command& c, const Context& ctx) {
   const auto root = fb::CreateSubjectForgotten(b, flat::str(b, fs.owner), ctx.destroyed_generation,
                                                flat::str(b, fs.reason));
   return Events{flat::finish(b, root, "SubjectForgotten")};
-}
-
-core::result<void> evolve(State& s, std::string_view type, std::span<const uint8_t> payload) {
-  const flat::Aligned bytes(payload);
-  const auto corrupt = [&] {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("{} payload does not verify", type));
-  };
-  if (type == "MemoryStored") {
-    const auto* e = flat::verified<fb::MemoryStored>(bytes);
-    if (e == nullptr) return corrupt();
-    const auto [it, added] =
-        s.memories.insert_or_assign(e->memory_id()->str(), Memory{e->importance(), false});
-    if (added) s.id_bytes += it->first.size();
-  } else if (type == "MemoryReinforced") {
-    const auto* e = flat::verified<fb::MemoryReinforced>(bytes);
-    if (e == nullptr) return corrupt();
-    const auto it = s.memories.find(e->memory_id()->str());
-    if (it == s.memories.end()) return corrupt();
-    it->second.importance = e->importance();
-  } else if (type == "MemoryForgotten") {
-    const auto* e = flat::verified<fb::MemoryForgotten>(bytes);
-    if (e == nullptr) return corrupt();
-    const auto it = s.memories.find(e->memory_id()->str());
-    if (it == s.memories.end()) return corrupt();
-    it->second.forgotten = true;
-  } else if (type == "SubjectForgotten") {
-    if (flat::verified<fb::SubjectForgotten>(bytes) == nullptr) return corrupt();
-    for (auto& [id, m] : s.memories) m.forgotten = true;
-  } else {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("\"{}\" is not a memory event", type));
-  }
-  return {};
 }
 
 namespace {
@@ -230,44 +231,73 @@ void render_sealed(nlohmann::json& j, const fb::MemoryStored& e, const RenderCon
   j["embedding"] = flat::floats_json(values);
 }
 
+using Def = EventDef<State, Memory>;
+using nlohmann::json;
+
+std::string memory_id_of(const auto& e) {
+  return e.memory_id()->str();
+}
+
+constexpr auto kEvents = std::to_array<Def>({
+    Def::of<fb::MemoryStored>(
+        kStoredEvent, [](State&, const fb::MemoryStored&) {},
+        [](json& j, const fb::MemoryStored& e, const RenderContext& rc) {
+          j["owner"] = e.owner()->str();
+          j["memory_id"] = e.memory_id()->str();
+          j["key_generation"] = e.key_generation();
+          j["importance"] = e.importance();
+          j["tags"] = flat::texts(e.tags());
+          flat::put(j, "embedder", e.embedder());
+          render_sealed(j, e, rc);
+        },
+        [](const fb::MemoryStored& e) { return memory_id_of(e); },
+        [](Memory& m, const fb::MemoryStored& e) {
+          m = Memory{e.importance(), false};
+        }),
+    Def::of<fb::MemoryReinforced>(
+        "MemoryReinforced", [](State&, const fb::MemoryReinforced&) {},
+        [](json& j, const fb::MemoryReinforced& e) {
+          j["owner"] = e.owner()->str();
+          j["memory_id"] = e.memory_id()->str();
+          j["amount"] = e.amount();
+          j["importance"] = e.importance();
+        },
+        [](const fb::MemoryReinforced& e) { return memory_id_of(e); },
+        [](Memory& m, const fb::MemoryReinforced& e) {
+          m = Memory{e.importance(), false};
+        }),
+    Def::of<fb::MemoryForgotten>(
+        "MemoryForgotten", [](State&, const fb::MemoryForgotten&) {},
+        [](json& j, const fb::MemoryForgotten& e) {
+          j["owner"] = e.owner()->str();
+          j["memory_id"] = e.memory_id()->str();
+        },
+        [](const fb::MemoryForgotten& e) { return memory_id_of(e); },
+        [](Memory& m, const fb::MemoryForgotten&) { m.forgotten = true; }),
+    Def::of<fb::SubjectForgotten>(
+        "SubjectForgotten",
+        [](State& s, const fb::SubjectForgotten&, uint64_t version) { s.forgotten_at = version; },
+        [](json& j, const fb::SubjectForgotten& e) {
+          j["owner"] = e.owner()->str();
+          j["key_generation"] = e.key_generation();
+          flat::put(j, "reason", e.reason());
+        },
+        [](const fb::SubjectForgotten&) { return std::string(kSubjectEntity); },
+        [](Memory& m, const fb::SubjectForgotten&) { m.forgotten = true; }),
+});
+
 }  // namespace
 
-std::optional<nlohmann::json> render(std::string_view type, std::span<const uint8_t> payload,
-                                     const RenderContext& rc) {
-  const flat::Aligned bytes(payload);
-  nlohmann::json j = nlohmann::json::object();
-  if (type == "MemoryStored") {
-    const auto* e = flat::verified<fb::MemoryStored>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["owner"] = e->owner()->str();
-    j["memory_id"] = e->memory_id()->str();
-    j["key_generation"] = e->key_generation();
-    j["importance"] = e->importance();
-    j["tags"] = flat::texts(e->tags());
-    flat::put(j, "embedder", e->embedder());
-    render_sealed(j, *e, rc);
-  } else if (type == "MemoryReinforced") {
-    const auto* e = flat::verified<fb::MemoryReinforced>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["owner"] = e->owner()->str();
-    j["memory_id"] = e->memory_id()->str();
-    j["amount"] = e->amount();
-    j["importance"] = e->importance();
-  } else if (type == "MemoryForgotten") {
-    const auto* e = flat::verified<fb::MemoryForgotten>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["owner"] = e->owner()->str();
-    j["memory_id"] = e->memory_id()->str();
-  } else if (type == "SubjectForgotten") {
-    const auto* e = flat::verified<fb::SubjectForgotten>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["owner"] = e->owner()->str();
-    j["key_generation"] = e->key_generation();
-    flat::put(j, "reason", e->reason());
-  } else {
-    return std::nullopt;
-  }
-  return j;
+const EventTable<State, Memory>& events() {
+  static constexpr EventTable<State, Memory> table{"memory", kEvents};
+  return table;
+}
+
+core::result<Memory> memory_of(const State& s, const EventView& latest) {
+  Memory m;
+  if (auto r = events().evolve_entity(m, latest); !r) return r.error();
+  if (latest.version < s.forgotten_at) m.forgotten = true;
+  return m;
 }
 
 }  // namespace engram::commands::memory

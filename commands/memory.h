@@ -11,7 +11,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -22,14 +21,30 @@ namespace engram::commands::memory {
 // ReinforceMemory's amount when none is given.
 inline constexpr double kDefaultReinforcement = 0.1;
 
+// What one memory's latest event says about it. The aggregate keeps no
+// state per memory: a decision about a memory reads that memory's latest
+// event, found through the log's entity index (Needs::entity), and this is
+// what the event table's evolve_entity makes of it.
 struct Memory {
   double importance = 0;
   bool forgotten = false;
 };
 
+// The event that makes a memory (each memory has exactly one).
+inline constexpr std::string_view kStoredEvent = "MemoryStored";
+
+// The entity SubjectForgotten is about: the owner as a whole, under a name no
+// memory id can take (ids start with a letter or a digit).
+inline constexpr std::string_view kSubjectEntity = "@subject";
+// The bus rebuilds the state from these entities' latest events alone, not
+// from the whole stream: only SubjectForgotten changes the state.
+inline constexpr std::array<std::string_view, 1> kStateEntities = {kSubjectEntity};
+
+// Bounded whatever the number of memories.
 struct State {
-  std::unordered_map<std::string, Memory> memories;
-  size_t id_bytes = 0;  // the memory ids' sizes summed, for approx_bytes()
+  // The version of the owner's last SubjectForgotten (0: none). A memory
+  // whose latest event is older is forgotten with its owner.
+  uint64_t forgotten_at = 0;
   size_t approx_bytes() const;
 };
 
@@ -63,19 +78,19 @@ struct Command {
 
 inline constexpr std::array<std::string_view, 4> kCommandTypes = {"StoreMemory", "ReinforceMemory",
                                                                   "ForgetMemory", "ForgetSubject"};
-inline constexpr std::array<std::string_view, 4> kEventTypes = {
-    "MemoryStored", "MemoryReinforced", "MemoryForgotten", "SubjectForgotten"};
 
 result<Command> parse(std::string_view type, const nlohmann::json& body, const ParseContext& pc);
+// The command's type, and its body as parse() reads it back.
+std::string_view type_of(const Command& c);
+nlohmann::json to_json(const Command& c);
 std::string stream(const Command& c);
 Needs needs(const Command& c);
 result<void> authorize(const Command& c, const Principal& p);
 result<Events> decide(const State& s, const Command& c, const Context& ctx);
-core::result<void> evolve(State& s, std::string_view type, std::span<const uint8_t> payload);
-// nullopt when the payload does not verify as `type`. MemoryStored's content
-// and embedding are decrypted when the owner's live key has the event's
-// generation, else null with "content_forgotten": true.
-std::optional<nlohmann::json> render(std::string_view type, std::span<const uint8_t> payload,
-                                     const RenderContext& rc);
+const EventTable<State, Memory>& events();
+// A memory as a decision sees it in the owner's state `s`, from its latest
+// event: forgotten when that event says so or the owner was forgotten since.
+// errc::corruption when the event is not a memory's or does not verify.
+core::result<Memory> memory_of(const State& s, const EventView& latest);
 
 }  // namespace engram::commands::memory

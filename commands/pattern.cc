@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <array>
+
 #include "commands/errors.h"
+#include "commands/event_table.h"
 #include "commands/flat.h"
 #include "commands/ids.h"
 #include "commands/input.h"
@@ -63,6 +66,28 @@ result<Command> parse(std::string_view type, const nlohmann::json& body, const P
   return c;
 }
 
+std::string_view type_of(const Command& c) {
+  return type_name(c.v, kCommandTypes);
+}
+
+nlohmann::json to_json(const Command& c) {
+  nlohmann::json j = nlohmann::json::object();
+  if (const auto* o = std::get_if<Observe>(&c.v)) {
+    // The pattern id is derived from these two.
+    j["domain"] = o->domain;
+    j["signature"] = o->signature;
+    if (!o->context.empty()) j["context"] = object_json(o->context);
+    j["outcome"] = kOutcomeNames[o->success ? 0 : 1];
+    j["reward"] = o->reward;
+    put_optional(j, "agent_id", o->agent_id);
+  } else {
+    const auto& r = std::get<Retire>(c.v);
+    j["pattern_id"] = r.pattern_id;
+    j["reason"] = r.reason;
+  }
+  return j;
+}
+
 std::string stream(const Command& c) {
   return stream_name(kPatternStreamPrefix, pattern_of(c));
 }
@@ -105,50 +130,38 @@ result<Events> decide(const State& s, const Command& c, const Context& ctx) {
   return Events{flat::finish(b, root, "PatternRetired")};
 }
 
-core::result<void> evolve(State& s, std::string_view type, std::span<const uint8_t> payload) {
-  const flat::Aligned bytes(payload);
-  const auto corrupt = [&] {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("{} payload does not verify", type));
-  };
-  if (type == "PatternObserved") {
-    if (flat::verified<fb::PatternObserved>(bytes) == nullptr) return corrupt();
-    s.observed = true;
-  } else if (type == "PatternRetired") {
-    if (flat::verified<fb::PatternRetired>(bytes) == nullptr) return corrupt();
-    s.retired = true;
-  } else {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("\"{}\" is not a pattern event", type));
-  }
-  return {};
-}
+namespace {
 
-std::optional<nlohmann::json> render(std::string_view type, std::span<const uint8_t> payload,
-                                     const RenderContext&) {
-  const flat::Aligned bytes(payload);
-  nlohmann::json j = nlohmann::json::object();
-  if (type == "PatternObserved") {
-    const auto* e = flat::verified<fb::PatternObserved>(bytes);
-    if (e == nullptr || static_cast<size_t>(e->outcome()) >= kOutcomeNames.size()) {
-      return std::nullopt;
-    }
-    j["pattern_id"] = e->pattern_id()->str();
-    j["domain"] = e->domain()->str();
-    j["signature"] = e->signature()->str();
-    j["context"] = flat::flex_json(e->context());
-    j["outcome"] = kOutcomeNames[static_cast<size_t>(e->outcome())];
-    j["reward"] = e->reward();
-    flat::put(j, "agent_id", e->agent_id());
-  } else if (type == "PatternRetired") {
-    const auto* e = flat::verified<fb::PatternRetired>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["pattern_id"] = e->pattern_id()->str();
-    j["reason"] = e->reason()->str();
-  } else {
-    return std::nullopt;
-  }
-  return j;
+using Def = EventDef<State>;
+using nlohmann::json;
+
+constexpr auto kEvents = std::to_array<Def>({
+    Def::of<fb::PatternObserved>(
+        "PatternObserved", [](State& s, const fb::PatternObserved&) { s.observed = true; },
+        [](json& j, const fb::PatternObserved& e) {
+          if (static_cast<size_t>(e.outcome()) >= kOutcomeNames.size()) return false;
+          j["pattern_id"] = e.pattern_id()->str();
+          j["domain"] = e.domain()->str();
+          j["signature"] = e.signature()->str();
+          j["context"] = flat::flex_json(e.context());
+          j["outcome"] = kOutcomeNames[static_cast<size_t>(e.outcome())];
+          j["reward"] = e.reward();
+          flat::put(j, "agent_id", e.agent_id());
+          return true;
+        }),
+    Def::of<fb::PatternRetired>(
+        "PatternRetired", [](State& s, const fb::PatternRetired&) { s.retired = true; },
+        [](json& j, const fb::PatternRetired& e) {
+          j["pattern_id"] = e.pattern_id()->str();
+          j["reason"] = e.reason()->str();
+        }),
+});
+
+}  // namespace
+
+const EventTable<State>& events() {
+  static constexpr EventTable<State> table{"pattern", kEvents};
+  return table;
 }
 
 }  // namespace engram::commands::pattern

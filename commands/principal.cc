@@ -1,6 +1,6 @@
-#include <algorithm>
+#include "commands/principal.h"
 
-#include "commands/bus.h"
+#include <algorithm>
 
 namespace engram::commands {
 
@@ -29,6 +29,14 @@ std::optional<Role> parse_role(std::string_view name) noexcept {
 
 bool Principal::has(Role r) const {
   return std::find(roles.begin(), roles.end(), r) != roles.end();
+}
+
+Principal Principal::system(std::string_view name) {
+  Principal p;
+  p.subject = std::string(kSystemSubjectPrefix) + std::string(name);
+  p.roles = {Role::writer};
+  p.is_system = true;
+  return p;
 }
 
 }  // namespace engram::commands

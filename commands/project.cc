@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <array>
+
 #include "commands/errors.h"
+#include "commands/event_table.h"
 #include "commands/flat.h"
 #include "commands/ids.h"
 #include "commands/input.h"
@@ -25,6 +28,22 @@ fb::ProjectPhase to_fb(Phase p) {
 
 bool valid_phase(fb::ProjectPhase p) {
   return static_cast<size_t>(p) < kPhaseNames.size();
+}
+
+// A phase change (forward or reverted): the state takes its to_phase.
+template <typename Table>
+bool set_phase(State& s, const Table& e) {
+  if (!valid_phase(e.to_phase())) return false;
+  s.phase = static_cast<Phase>(e.to_phase());
+  return true;
+}
+template <typename Table>
+bool put_phases(nlohmann::json& j, const Table& e) {
+  if (!valid_phase(e.from_phase()) || !valid_phase(e.to_phase())) return false;
+  j["project_id"] = e.project_id()->str();
+  j["from_phase"] = name_of(e.from_phase());
+  j["to_phase"] = name_of(e.to_phase());
+  return true;
 }
 
 const std::string& project_id(const Command& c) {
@@ -65,6 +84,25 @@ result<Command> parse(std::string_view type, const nlohmann::json& body, const P
   }
   if (auto e = in.finish()) return *e;
   return c;
+}
+
+std::string_view type_of(const Command& c) {
+  return type_name(c.v, kCommandTypes);
+}
+
+nlohmann::json to_json(const Command& c) {
+  nlohmann::json j = {{"project_id", project_id(c)}};
+  if (const auto* cr = std::get_if<Create>(&c.v)) {
+    j["name"] = cr->name;
+    put_optional(j, "description", cr->description);
+  } else if (const auto* a = std::get_if<Advance>(&c.v)) {
+    j["to_phase"] = name_of(a->to_phase);
+    put_optional(j, "compensation_of", a->compensation_of);
+    put_optional(j, "reason", a->reason);
+  } else {
+    j["reason"] = std::get<Archive>(c.v).reason;
+  }
+  return j;
 }
 
 std::string stream(const Command& c) {
@@ -141,72 +179,49 @@ result<Events> decide(const State& s, const Command& c, const Context&) {
   return Events{flat::finish(b, root, "ProjectArchived")};
 }
 
-core::result<void> evolve(State& s, std::string_view type, std::span<const uint8_t> payload) {
-  const flat::Aligned bytes(payload);
-  const auto corrupt = [&] {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("{} payload does not verify", type));
-  };
-  if (type == "ProjectCreated") {
-    const auto* e = flat::verified<fb::ProjectCreated>(bytes);
-    if (e == nullptr) return corrupt();
-    s.created = true;
-    s.name = e->name()->str();
-  } else if (type == "ProjectPhaseAdvanced") {
-    const auto* e = flat::verified<fb::ProjectPhaseAdvanced>(bytes);
-    if (e == nullptr || !valid_phase(e->to_phase())) return corrupt();
-    s.phase = static_cast<Phase>(e->to_phase());
-  } else if (type == "ProjectPhaseReverted") {
-    const auto* e = flat::verified<fb::ProjectPhaseReverted>(bytes);
-    if (e == nullptr || !valid_phase(e->to_phase())) return corrupt();
-    s.phase = static_cast<Phase>(e->to_phase());
-  } else if (type == "ProjectArchived") {
-    if (flat::verified<fb::ProjectArchived>(bytes) == nullptr) return corrupt();
-    s.archived = true;
-  } else {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("\"{}\" is not a project event", type));
-  }
-  return {};
-}
+namespace {
 
-std::optional<nlohmann::json> render(std::string_view type, std::span<const uint8_t> payload,
-                                     const RenderContext&) {
-  const flat::Aligned bytes(payload);
-  nlohmann::json j = nlohmann::json::object();
-  if (type == "ProjectCreated") {
-    const auto* e = flat::verified<fb::ProjectCreated>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["project_id"] = e->project_id()->str();
-    j["name"] = e->name()->str();
-    flat::put(j, "description", e->description());
-  } else if (type == "ProjectPhaseAdvanced") {
-    const auto* e = flat::verified<fb::ProjectPhaseAdvanced>(bytes);
-    if (e == nullptr || !valid_phase(e->from_phase()) || !valid_phase(e->to_phase())) {
-      return std::nullopt;
-    }
-    j["project_id"] = e->project_id()->str();
-    j["from_phase"] = name_of(e->from_phase());
-    j["to_phase"] = name_of(e->to_phase());
-  } else if (type == "ProjectPhaseReverted") {
-    const auto* e = flat::verified<fb::ProjectPhaseReverted>(bytes);
-    if (e == nullptr || !valid_phase(e->from_phase()) || !valid_phase(e->to_phase())) {
-      return std::nullopt;
-    }
-    j["project_id"] = e->project_id()->str();
-    j["from_phase"] = name_of(e->from_phase());
-    j["to_phase"] = name_of(e->to_phase());
-    j["compensation_of"] = e->compensation_of()->str();
-    j["reason"] = e->reason()->str();
-  } else if (type == "ProjectArchived") {
-    const auto* e = flat::verified<fb::ProjectArchived>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["project_id"] = e->project_id()->str();
-    j["reason"] = e->reason()->str();
-  } else {
-    return std::nullopt;
-  }
-  return j;
+using Def = EventDef<State>;
+using nlohmann::json;
+
+constexpr auto kEvents = std::to_array<Def>({
+    Def::of<fb::ProjectCreated>(
+        "ProjectCreated",
+        [](State& s, const fb::ProjectCreated& e) {
+          s.created = true;
+          s.name = e.name()->str();
+        },
+        [](json& j, const fb::ProjectCreated& e) {
+          j["project_id"] = e.project_id()->str();
+          j["name"] = e.name()->str();
+          flat::put(j, "description", e.description());
+        }),
+    Def::of<fb::ProjectPhaseAdvanced>(
+        "ProjectPhaseAdvanced",
+        [](State& s, const fb::ProjectPhaseAdvanced& e) { return set_phase(s, e); },
+        [](json& j, const fb::ProjectPhaseAdvanced& e) { return put_phases(j, e); }),
+    Def::of<fb::ProjectPhaseReverted>(
+        "ProjectPhaseReverted",
+        [](State& s, const fb::ProjectPhaseReverted& e) { return set_phase(s, e); },
+        [](json& j, const fb::ProjectPhaseReverted& e) {
+          if (!put_phases(j, e)) return false;
+          j["compensation_of"] = e.compensation_of()->str();
+          j["reason"] = e.reason()->str();
+          return true;
+        }),
+    Def::of<fb::ProjectArchived>(
+        "ProjectArchived", [](State& s, const fb::ProjectArchived&) { s.archived = true; },
+        [](json& j, const fb::ProjectArchived& e) {
+          j["project_id"] = e.project_id()->str();
+          j["reason"] = e.reason()->str();
+        }),
+});
+
+}  // namespace
+
+const EventTable<State>& events() {
+  static constexpr EventTable<State> table{"project", kEvents};
+  return table;
 }
 
 }  // namespace engram::commands::project

@@ -40,7 +40,8 @@ nlohmann::json render_event_json(const core::RecordedEvent& event, const RenderC
   j["data"] = std::move(data.data);
   if (data.base64) j["data_encoding"] = "base64";
   auto metadata = core::flex_to_json(event.metadata());
-  j["metadata"] = metadata ? std::move(*metadata) : nlohmann::json(core::base64_encode(event.metadata()));
+  j["metadata"] =
+      metadata ? std::move(*metadata) : nlohmann::json(core::base64_encode(event.metadata()));
   j["hash"] = core::to_hex(event.hash());
   j["prev_hash"] = core::to_hex(event.prev_hash());
   return j;

@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <array>
+
 #include "commands/agent.h"
 #include "commands/errors.h"
+#include "commands/event_table.h"
 #include "commands/flat.h"
 #include "commands/ids.h"
 #include "commands/input.h"
@@ -120,6 +123,50 @@ result<Command> parse(std::string_view type, const nlohmann::json& body, const P
   }
   if (auto e = in.finish()) return *e;
   return c;
+}
+
+std::string_view type_of(const Command& c) {
+  return type_name(c.v, kCommandTypes);
+}
+
+nlohmann::json to_json(const Command& c) {
+  nlohmann::json j = nlohmann::json::object();
+  if (!task_id(c).empty()) j["task_id"] = task_id(c);
+  std::visit(
+      [&](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, RequestResearch>) {
+          j["project_id"] = x.project_id;
+          j["title"] = x.title;
+          put_optional(j, "description", x.description);
+          put_optional(j, "domain", x.domain);
+        } else if constexpr (std::is_same_v<T, Assign>) {
+          j["agent_id"] = x.agent_id;
+        } else if constexpr (std::is_same_v<T, SubmitFindings>) {
+          j["summary"] = x.summary;
+          put_optional(j, "details", x.details);
+          put_optional(j, "knowledge_ids", x.knowledge_ids);
+        } else if constexpr (std::is_same_v<T, RequestCheckpoint>) {
+          put_optional(j, "reason", x.reason);
+        } else if constexpr (std::is_same_v<T, ApproveCheckpoint> ||
+                             std::is_same_v<T, RejectCheckpoint>) {
+          put_optional(j, "comment", x.comment);
+        } else if constexpr (std::is_same_v<T, OpenDevelopment>) {
+          put_optional(j, "branch", x.branch);
+        } else if constexpr (std::is_same_v<T, ReportTestResult>) {
+          j["passed"] = x.passed;
+          put_optional(j, "passed_count", x.passed_count);
+          put_optional(j, "failed_count", x.failed_count);
+          put_optional(j, "summary", x.summary);
+        } else if constexpr (std::is_same_v<T, Complete>) {
+          put_optional(j, "summary", x.summary);
+        } else {
+          static_assert(std::is_same_v<T, Fail>);
+          j["reason"] = x.reason;
+        }
+      },
+      c.v);
+  return j;
 }
 
 std::string stream(const Command& c) {
@@ -307,137 +354,137 @@ result<Events> decide(const State& s, const Command& c, const Context& ctx) {
   return fail(std::get<Fail>(c.v));
 }
 
-core::result<void> evolve(State& s, std::string_view type, std::span<const uint8_t> payload) {
-  const flat::Aligned bytes(payload);
-  const auto corrupt = [&] {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("{} payload does not verify", type));
-  };
-  if (type == "ResearchRequested") {
-    const auto* e = flat::verified<fb::ResearchRequested>(bytes);
-    if (e == nullptr) return corrupt();
-    s.requested = true;
-    s.status = Status::requested;
-    s.project_id = e->project_id()->str();
-  } else if (type == "TaskAssigned") {
-    const auto* e = flat::verified<fb::TaskAssigned>(bytes);
-    if (e == nullptr) return corrupt();
-    s.status = Status::assigned;
-    s.assignee = e->agent_id()->str();
-  } else if (type == "FindingsSubmitted") {
-    if (flat::verified<fb::FindingsSubmitted>(bytes) == nullptr) return corrupt();
-    s.status = Status::findings_submitted;
-  } else if (type == "CheckpointRequested") {
-    const auto* e = flat::verified<fb::CheckpointRequested>(bytes);
-    if (e == nullptr || !valid_stage(e->stage())) return corrupt();
-    s.status = Status::checkpoint_pending;
-    s.checkpoint_stage = static_cast<Stage>(e->stage());
-  } else if (type == "CheckpointApproved") {
-    const auto* e = flat::verified<fb::CheckpointApproved>(bytes);
-    if (e == nullptr || !valid_stage(e->stage())) return corrupt();
-    s.status = e->stage() == fb::CheckpointStage::tests ? Status::in_development
-                                                        : Status::checkpoint_approved;
-  } else if (type == "CheckpointRejected") {
-    if (flat::verified<fb::CheckpointRejected>(bytes) == nullptr) return corrupt();
-    s.status = Status::assigned;
-    s.has_test_result = false;
-    s.tests_passed = false;
-  } else if (type == "DevelopmentOpened") {
-    if (flat::verified<fb::DevelopmentOpened>(bytes) == nullptr) return corrupt();
-    s.status = Status::in_development;
-    s.has_test_result = false;
-    s.tests_passed = false;
-  } else if (type == "TestResultReported") {
-    const auto* e = flat::verified<fb::TestResultReported>(bytes);
-    if (e == nullptr) return corrupt();
-    s.has_test_result = true;
-    s.tests_passed = e->passed();
-  } else if (type == "TaskCompleted") {
-    if (flat::verified<fb::TaskCompleted>(bytes) == nullptr) return corrupt();
-    s.status = Status::completed;
-  } else if (type == "TaskFailed") {
-    if (flat::verified<fb::TaskFailed>(bytes) == nullptr) return corrupt();
-    s.status = Status::failed;
-  } else {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("\"{}\" is not a task event", type));
-  }
-  return {};
+namespace {
+
+using Def = EventDef<State>;
+using nlohmann::json;
+
+// The three checkpoint events: the task and the stage, then their own fields.
+template <typename Table>
+bool put_checkpoint(json& j, const Table& e) {
+  if (!valid_stage(e.stage())) return false;
+  j["task_id"] = e.task_id()->str();
+  j["stage"] = stage_name(e.stage());
+  return true;
+}
+// A review (approved or rejected): the checkpoint, who reviewed it, why.
+template <typename Table>
+bool put_review(json& j, const Table& e) {
+  if (!put_checkpoint(j, e)) return false;
+  j["reviewer"] = e.reviewer()->str();
+  flat::put(j, "comment", e.comment());
+  return true;
 }
 
-std::optional<nlohmann::json> render(std::string_view type, std::span<const uint8_t> payload,
-                                     const RenderContext&) {
-  const flat::Aligned bytes(payload);
-  nlohmann::json j = nlohmann::json::object();
-  if (type == "ResearchRequested") {
-    const auto* e = flat::verified<fb::ResearchRequested>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["task_id"] = e->task_id()->str();
-    j["project_id"] = e->project_id()->str();
-    j["title"] = e->title()->str();
-    flat::put(j, "description", e->description());
-    flat::put(j, "domain", e->domain());
-  } else if (type == "TaskAssigned") {
-    const auto* e = flat::verified<fb::TaskAssigned>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["task_id"] = e->task_id()->str();
-    j["agent_id"] = e->agent_id()->str();
-    flat::put(j, "previous_agent_id", e->previous_agent_id());
-  } else if (type == "FindingsSubmitted") {
-    const auto* e = flat::verified<fb::FindingsSubmitted>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["task_id"] = e->task_id()->str();
-    j["agent_id"] = e->agent_id()->str();
-    j["summary"] = e->summary()->str();
-    flat::put(j, "details", e->details());
-    flat::put(j, "knowledge_ids", e->knowledge_ids());
-  } else if (type == "CheckpointRequested") {
-    const auto* e = flat::verified<fb::CheckpointRequested>(bytes);
-    if (e == nullptr || !valid_stage(e->stage())) return std::nullopt;
-    j["task_id"] = e->task_id()->str();
-    j["stage"] = stage_name(e->stage());
-    flat::put(j, "reason", e->reason());
-  } else if (type == "CheckpointApproved") {
-    const auto* e = flat::verified<fb::CheckpointApproved>(bytes);
-    if (e == nullptr || !valid_stage(e->stage())) return std::nullopt;
-    j["task_id"] = e->task_id()->str();
-    j["stage"] = stage_name(e->stage());
-    j["reviewer"] = e->reviewer()->str();
-    flat::put(j, "comment", e->comment());
-  } else if (type == "CheckpointRejected") {
-    const auto* e = flat::verified<fb::CheckpointRejected>(bytes);
-    if (e == nullptr || !valid_stage(e->stage())) return std::nullopt;
-    j["task_id"] = e->task_id()->str();
-    j["stage"] = stage_name(e->stage());
-    j["reviewer"] = e->reviewer()->str();
-    flat::put(j, "comment", e->comment());
-  } else if (type == "DevelopmentOpened") {
-    const auto* e = flat::verified<fb::DevelopmentOpened>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["task_id"] = e->task_id()->str();
-    flat::put(j, "branch", e->branch());
-  } else if (type == "TestResultReported") {
-    const auto* e = flat::verified<fb::TestResultReported>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["task_id"] = e->task_id()->str();
-    j["passed"] = e->passed();
-    if (e->passed_count()) j["passed_count"] = *e->passed_count();
-    if (e->failed_count()) j["failed_count"] = *e->failed_count();
-    flat::put(j, "summary", e->summary());
-  } else if (type == "TaskCompleted") {
-    const auto* e = flat::verified<fb::TaskCompleted>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["task_id"] = e->task_id()->str();
-    flat::put(j, "summary", e->summary());
-  } else if (type == "TaskFailed") {
-    const auto* e = flat::verified<fb::TaskFailed>(bytes);
-    if (e == nullptr) return std::nullopt;
-    j["task_id"] = e->task_id()->str();
-    j["reason"] = e->reason()->str();
-  } else {
-    return std::nullopt;
-  }
-  return j;
+constexpr auto kEvents = std::to_array<Def>({
+    Def::of<fb::ResearchRequested>(
+        "ResearchRequested",
+        [](State& s, const fb::ResearchRequested& e) {
+          s.requested = true;
+          s.status = Status::requested;
+          s.project_id = e.project_id()->str();
+        },
+        [](json& j, const fb::ResearchRequested& e) {
+          j["task_id"] = e.task_id()->str();
+          j["project_id"] = e.project_id()->str();
+          j["title"] = e.title()->str();
+          flat::put(j, "description", e.description());
+          flat::put(j, "domain", e.domain());
+        }),
+    Def::of<fb::TaskAssigned>(
+        "TaskAssigned",
+        [](State& s, const fb::TaskAssigned& e) {
+          s.status = Status::assigned;
+          s.assignee = e.agent_id()->str();
+        },
+        [](json& j, const fb::TaskAssigned& e) {
+          j["task_id"] = e.task_id()->str();
+          j["agent_id"] = e.agent_id()->str();
+          flat::put(j, "previous_agent_id", e.previous_agent_id());
+        }),
+    Def::of<fb::FindingsSubmitted>(
+        "FindingsSubmitted",
+        [](State& s, const fb::FindingsSubmitted&) { s.status = Status::findings_submitted; },
+        [](json& j, const fb::FindingsSubmitted& e) {
+          j["task_id"] = e.task_id()->str();
+          j["agent_id"] = e.agent_id()->str();
+          j["summary"] = e.summary()->str();
+          flat::put(j, "details", e.details());
+          flat::put(j, "knowledge_ids", e.knowledge_ids());
+        }),
+    Def::of<fb::CheckpointRequested>(
+        "CheckpointRequested",
+        [](State& s, const fb::CheckpointRequested& e) {
+          if (!valid_stage(e.stage())) return false;
+          s.status = Status::checkpoint_pending;
+          s.checkpoint_stage = static_cast<Stage>(e.stage());
+          return true;
+        },
+        [](json& j, const fb::CheckpointRequested& e) {
+          if (!put_checkpoint(j, e)) return false;
+          flat::put(j, "reason", e.reason());
+          return true;
+        }),
+    Def::of<fb::CheckpointApproved>(
+        "CheckpointApproved",
+        [](State& s, const fb::CheckpointApproved& e) {
+          if (!valid_stage(e.stage())) return false;
+          s.status = e.stage() == fb::CheckpointStage::tests ? Status::in_development
+                                                             : Status::checkpoint_approved;
+          return true;
+        },
+        [](json& j, const fb::CheckpointApproved& e) { return put_review(j, e); }),
+    Def::of<fb::CheckpointRejected>(
+        "CheckpointRejected",
+        [](State& s, const fb::CheckpointRejected&) {
+          s.status = Status::assigned;
+          s.has_test_result = false;
+          s.tests_passed = false;
+        },
+        [](json& j, const fb::CheckpointRejected& e) { return put_review(j, e); }),
+    Def::of<fb::DevelopmentOpened>(
+        "DevelopmentOpened",
+        [](State& s, const fb::DevelopmentOpened&) {
+          s.status = Status::in_development;
+          s.has_test_result = false;
+          s.tests_passed = false;
+        },
+        [](json& j, const fb::DevelopmentOpened& e) {
+          j["task_id"] = e.task_id()->str();
+          flat::put(j, "branch", e.branch());
+        }),
+    Def::of<fb::TestResultReported>(
+        "TestResultReported",
+        [](State& s, const fb::TestResultReported& e) {
+          s.has_test_result = true;
+          s.tests_passed = e.passed();
+        },
+        [](json& j, const fb::TestResultReported& e) {
+          j["task_id"] = e.task_id()->str();
+          j["passed"] = e.passed();
+          if (e.passed_count()) j["passed_count"] = *e.passed_count();
+          if (e.failed_count()) j["failed_count"] = *e.failed_count();
+          flat::put(j, "summary", e.summary());
+        }),
+    Def::of<fb::TaskCompleted>(
+        "TaskCompleted", [](State& s, const fb::TaskCompleted&) { s.status = Status::completed; },
+        [](json& j, const fb::TaskCompleted& e) {
+          j["task_id"] = e.task_id()->str();
+          flat::put(j, "summary", e.summary());
+        }),
+    Def::of<fb::TaskFailed>(
+        "TaskFailed", [](State& s, const fb::TaskFailed&) { s.status = Status::failed; },
+        [](json& j, const fb::TaskFailed& e) {
+          j["task_id"] = e.task_id()->str();
+          j["reason"] = e.reason()->str();
+        }),
+});
+
+}  // namespace
+
+const EventTable<State>& events() {
+  static constexpr EventTable<State> table{"task", kEvents};
+  return table;
 }
 
 }  // namespace engram::commands::task

@@ -38,7 +38,7 @@ void command(Services& s, const ExchangePtr& x) {
   req.idempotency_key = headers->idempotency_key;
   req.correlation_id = headers->correlation_id;
   req.causation_id = headers->causation_id;
-  // Answered on a log thread: the response is built on the I/O thread.
+  // Answered on a bus thread: the response is built on the I/O thread.
   s.bus.execute(std::move(req), [x, h = std::move(*headers)](
                                     commands::result<commands::CommandOutcome> r) {
     if (!r) return x->fail(problem_from_command(r.error()));

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "commands/errors.h"
@@ -239,11 +240,11 @@ TEST_CASE("bus: concurrent commands with one expected version: exactly one wins"
   CHECK(f.head() == 2);
 }
 
-// Runs posted retries on one worker thread, as an event loop would.
-class Worker {
+// A caller's executor: one worker thread, as an event loop would be.
+class Worker final : public core::Executor {
  public:
   Worker() : thread_([this] { loop(); }) {}
-  ~Worker() {
+  ~Worker() override {
     {
       std::lock_guard lock(mu_);
       stop_ = true;
@@ -251,7 +252,11 @@ class Worker {
     cv_.notify_all();
     thread_.join();
   }
-  void post(std::function<void()> fn) {
+  bool try_post(core::Task fn) override {
+    post(std::move(fn));
+    return true;
+  }
+  void post(core::Task fn) override {
     {
       std::lock_guard lock(mu_);
       queue_.push_back(std::move(fn));
@@ -276,7 +281,7 @@ class Worker {
   }
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
+  std::deque<core::Task> queue_;
   bool stop_ = false;
   std::thread thread_;
 };
@@ -286,11 +291,11 @@ TEST_CASE("bus: concurrent commands without an expected version all succeed by r
   commands::BusOptions options;
   options.max_conflict_retries = 64;
   bool posted = false;
-  SUBCASE("retries inline") {}
-  SUBCASE("retries posted") {
+  SUBCASE("on the bus's own threads") {}
+  SUBCASE("on the caller's executor") {
     posted = true;
   }
-  if (posted) options.post = [worker](std::function<void()> fn) { worker->post(std::move(fn)); };
+  if (posted) options.executor = worker.get();
   BusFixture f(options);
   constexpr int kThreads = 6;
   constexpr int kEach = 10;
@@ -457,6 +462,37 @@ TEST_CASE("bus: command types and domain streams") {
   for (const char* s : {"agents", "chat-1", "order-7", "Agent-a", "memo-1"}) {
     CHECK(!commands::CommandBus::is_domain_stream(s));
   }
+}
+
+TEST_CASE("aggregates: every event type is declared once, with its entity where it has one") {
+  const auto types = commands::event_types();
+  CHECK(types.size() == 28);
+  CHECK(std::set<std::string_view>(types.begin(), types.end()).size() == types.size());
+  CHECK(types.front() == "AgentRegistered");
+  CHECK(types.back() == "PatternRetired");
+
+  Harness h;
+  const auto entity = [&](const std::string& type, const json& body) {
+    auto events = h.run(type, body);
+    REQUIRE(events.has_value());
+    const auto& e = events->front();
+    return commands::entity_of(
+        h.last_stream, e.type,
+        std::span(reinterpret_cast<const uint8_t*>(e.payload.data()), e.payload.size()));
+  };
+  CHECK(entity("RegisterAgent", agent_body("a1")) == std::nullopt);
+  const json memory = {{"owner", "o"}, {"memory_id", "m1"}, {"content", "c"}, {"importance", 1}};
+  CHECK(entity("StoreMemory", memory) == "m1");
+  CHECK(entity("ForgetMemory", {{"owner", "o"}, {"memory_id", "m1"}}) == "m1");
+  CHECK(entity("ForgetSubject", {{"owner", "o"}}) == std::string(commands::memory::kSubjectEntity));
+  // Only in the stream of its own aggregate.
+  auto stored = h.run("StoreMemory", {{"owner", "o"}, {"content", "c"}, {"importance", 1}});
+  REQUIRE(stored.has_value());
+  const auto& p = stored->front().payload;
+  const std::span bytes(reinterpret_cast<const uint8_t*>(p.data()), p.size());
+  CHECK(commands::entity_of("memory-o", "MemoryStored", bytes).has_value());
+  CHECK(commands::entity_of("agent-o", "MemoryStored", bytes) == std::nullopt);
+  CHECK(commands::entity_of("chat-1", "MemoryStored", bytes) == std::nullopt);
 }
 
 TEST_CASE("bus: the state cache serves repeated commands") {

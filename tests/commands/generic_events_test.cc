@@ -79,7 +79,10 @@ TEST_CASE("generic events: refusals name the member as a JSON pointer") {
        "/events/3/id",
        "invalid_field",
        "non-nil"},
-      {{{"type", "A"}, {"data", json::object()}, {"id", 7}}, "/events/3/id", "invalid_field", "'id'"},
+      {{{"type", "A"}, {"data", json::object()}, {"id", 7}},
+       "/events/3/id",
+       "invalid_field",
+       "'id'"},
       {{{"type", "A"}, {"data", json::object()}, {"ext/ra", 1}},
        "/events/3/ext~1ra",
        "unknown_field",
@@ -97,8 +100,8 @@ TEST_CASE("generic events: a request body") {
   GenericLimits limits;
   limits.max_events = 3;
   const json event = {{"type", "T"}, {"data", json::object()}};
-  auto body = parse_generic_append({{"expected_version", "no_stream"}, {"events", {event, event}}},
-                                   limits);
+  auto body =
+      parse_generic_append({{"expected_version", "no_stream"}, {"events", {event, event}}}, limits);
   REQUIRE(body.has_value());
   CHECK(body->expected.kind() == core::ExpectedVersion::Kind::no_stream);
   CHECK(body->events.size() == 2);
@@ -151,7 +154,8 @@ TEST_CASE("generic events: ids derived from an Idempotency-Key are stable") {
   CHECK(body->events[0].id.to_string() == "b73d46e7-42f6-8ae8-9d42-8232a96d194f");
   CHECK(body->events[1].id.to_string() == "0190a6f0-0000-7000-8000-0000000000a1");  // kept
   CHECK(body->events[2].id.to_string() == "2ccf966b-7fc5-8794-b574-0c8eb1cc7845");
-  CHECK(commands::generic_command_id("lead", "key-1").to_string() == "3f913491-4bc1-825b-8dd5-5203c167fb3d");
+  CHECK(commands::generic_command_id("lead", "key-1").to_string() ==
+        "3f913491-4bc1-825b-8dd5-5203c167fb3d");
   for (size_t i = 0; i < 3; ++i) CHECK(again.events[i].id == body->events[i].id);
   auto other = *body;
   for (auto& e : other.events) e.id = core::Uuid();

@@ -3,8 +3,11 @@
 // Test support for the commands module.
 //
 // Harness: the aggregates' pure functions (parse, authorize, decide, evolve)
-// over in-memory states, with no log, for rule tests.
-// BusFixture: a real Log in a temp dir with a CommandBus over it.
+// over in-memory states, with no log, for rule tests. It keeps each
+// entity's latest event, as the log's entity index would.
+// BusFixture: a real Log in a temp dir with a CommandBus over it, set up as
+// `engram serve` sets it up (the bus's own pool of ThreadRole::bus threads),
+// so the tests run commands through the production thread split.
 
 #include <doctest/doctest.h>
 
@@ -69,15 +72,31 @@ class Harness {
     }
     if (needs.key == commands::KeyUse::seal) ctx.key = key;
     if (needs.key == commands::KeyUse::destroy) ctx.destroyed_generation = destroyed_generation;
+    if (!needs.entity.empty()) ctx.entity_event = latest_event(stream, needs.entity);
     auto events = commands::decide(state_of(stream), *command, ctx);
     if (!events) return events;
     for (const auto& e : *events) {
       const std::span<const uint8_t> payload(reinterpret_cast<const uint8_t*>(e.payload.data()),
                                              e.payload.size());
-      REQUIRE(commands::evolve(state_of(stream), e.type, payload).has_value());
+      const uint64_t version = ++versions_[stream];
+      REQUIRE(commands::evolve(state_of(stream), {e.type, payload, version}).has_value());
+      if (auto entity = commands::entity_of(stream, e.type, payload)) {
+        entities_[{stream, *entity}] = Stored{e.type, e.payload, version};
+      }
     }
     last_stream = stream;
     return events;
+  }
+
+  // A memory as the bus would decide about it; nullopt when it has no event.
+  std::optional<commands::memory::Memory> memory(const std::string& owner,
+                                                 const std::string& memory_id) {
+    const std::string stream = "memory-" + owner;
+    const auto latest = latest_event(stream, memory_id);
+    if (!latest) return std::nullopt;
+    auto m = commands::memory::memory_of(state<commands::memory::State>(stream), *latest);
+    REQUIRE(m.has_value());
+    return *m;
   }
 
   // Runs a command that must be accepted; returns its one event's type.
@@ -112,7 +131,27 @@ class Harness {
   std::string last_stream;
 
  private:
+  struct Stored {
+    std::string type;
+    std::string payload;
+    uint64_t version = 0;
+  };
+
+  std::optional<commands::EventView> latest_event(const std::string& stream,
+                                                  const std::string& entity) const {
+    const auto it = entities_.find({stream, entity});
+    if (it == entities_.end()) return std::nullopt;
+    const Stored& e = it->second;
+    return commands::EventView{
+        e.type,
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(e.payload.data()),
+                                 e.payload.size()),
+        e.version};
+  }
+
   std::map<std::string, commands::AnyState> states_;
+  std::map<std::string, uint64_t> versions_;
+  std::map<std::pair<std::string, std::string>, Stored> entities_;
   uint64_t counter_ = 0;
 };
 
@@ -128,20 +167,30 @@ inline nlohmann::json data_of(const commands::NewEvent& e, const core::KeyStore&
   return *j;
 }
 
+// Runs one JSON command through `bus` and waits for its answer.
+inline commands::result<commands::CommandOutcome> run_on(
+    commands::CommandBus& bus, const std::string& type, const nlohmann::json& body,
+    const commands::Principal& who = writer(),
+    std::optional<std::string> idempotency_key = std::nullopt) {
+  commands::CommandRequest req;
+  req.type = type;
+  req.body = body.dump();
+  req.principal = who;
+  req.idempotency_key = std::move(idempotency_key);
+  return bus.execute_sync(std::move(req));
+}
+
 struct BusFixture {
   explicit BusFixture(commands::BusOptions options = {})
-      : log(open_or_die(dir.path())), bus(*log, log->keys(), std::move(options)) {}
+      : log(open_or_die(dir.path())), bus(*log, log->keys(), std::move(options)) {
+    REQUIRE(bus.status().has_value());
+  }
 
   commands::result<commands::CommandOutcome> run(
       const std::string& type, const nlohmann::json& body,
       const commands::Principal& who = writer(),
       std::optional<std::string> idempotency_key = std::nullopt) {
-    commands::CommandRequest req;
-    req.type = type;
-    req.body = body.dump();
-    req.principal = who;
-    req.idempotency_key = std::move(idempotency_key);
-    return bus.execute_sync(std::move(req));
+    return run_on(bus, type, body, who, std::move(idempotency_key));
   }
   commands::CommandOutcome ok(const std::string& type, const nlohmann::json& body,
                               const commands::Principal& who = writer(),

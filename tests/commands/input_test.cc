@@ -11,7 +11,7 @@ using commands::Input;
 using nlohmann::json;
 
 TEST_CASE("input: ids, texts and labels") {
-  const commands::BusOptions limits;
+  const commands::Limits limits;
   const json body = {{"id", "Ab_1.2:3-x"},
                      {"uuid", "0190f3c2-1d2e-7abc-8def-0123456789ab"},
                      {"text", "line one\nline two"},
@@ -28,7 +28,7 @@ TEST_CASE("input: ids, texts and labels") {
 }
 
 TEST_CASE("input: the first problem wins and names its field") {
-  const commands::BusOptions limits;
+  const commands::Limits limits;
   for (const auto& [value, why] :
        std::vector<std::pair<json, const char*>>{{"", "empty"},
                                                  {"_x", "leading underscore"},
@@ -53,7 +53,7 @@ TEST_CASE("input: the first problem wins and names its field") {
 }
 
 TEST_CASE("input: unknown fields are rejected with an escaped pointer") {
-  const commands::BusOptions limits;
+  const commands::Limits limits;
   const json body = {{"known", "x"}, {"a/b~c", 1}};
   Input in(body, limits);
   in.optional_text("known");
@@ -64,7 +64,7 @@ TEST_CASE("input: unknown fields are rejected with an escaped pointer") {
 }
 
 TEST_CASE("input: numbers") {
-  const commands::BusOptions limits;
+  const commands::Limits limits;
   const json body = {{"f", 0}, {"g", 1.0}, {"n", -3.5}, {"c", 12}, {"b", true}};
   Input in(body, limits);
   CHECK(in.fraction("f") == 0);
@@ -85,7 +85,7 @@ TEST_CASE("input: numbers") {
 }
 
 TEST_CASE("input: lists and objects are bounded") {
-  commands::BusOptions limits;
+  commands::Limits limits;
   limits.max_tags = 2;
   const json tags = {{"tags", {"a", "b", "c"}}};
   Input in(tags, limits);

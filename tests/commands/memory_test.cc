@@ -10,7 +10,6 @@ namespace engram::test {
 namespace {
 
 using commands::Failure;
-using commands::memory::State;
 using nlohmann::json;
 
 const std::string kSecret = "my bank PIN is 4711 and I love Zanzibar";
@@ -28,15 +27,14 @@ bool contains(const std::string& haystack, std::string_view needle) {
 TEST_CASE("memory: store, reinforce, forget") {
   Harness h;
   CHECK(h.ok("StoreMemory", store("m1", 0.7)) == "MemoryStored");
-  const State& s = h.state<State>("memory-alice");
-  REQUIRE(s.memories.contains("m1"));
-  CHECK(s.memories.at("m1").importance == doctest::Approx(0.7));
+  REQUIRE(h.memory("alice", "m1").has_value());
+  CHECK(h.memory("alice", "m1")->importance == doctest::Approx(0.7));
   CHECK(h.fails("StoreMemory", store("m1")).code == "memory_exists");
 
   CHECK(h.ok("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m1"}}) == "MemoryReinforced");
-  CHECK(s.memories.at("m1").importance == doctest::Approx(0.8));  // default amount 0.1
+  CHECK(h.memory("alice", "m1")->importance == doctest::Approx(0.8));  // default amount 0.1
   h.ok("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m1"}, {"amount", 0.5}});
-  CHECK(s.memories.at("m1").importance == 1.0);  // capped
+  CHECK(h.memory("alice", "m1")->importance == 1.0);  // capped
   CHECK(
       h.fails("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m1"}, {"amount", 2}}).field ==
       "/amount");
@@ -59,13 +57,12 @@ TEST_CASE("memory: forgetting the subject forgets every memory") {
   h.ok("StoreMemory", store("m2"));
   CHECK(h.ok("ForgetSubject", {{"owner", "alice"}, {"reason", "GDPR request"}}) ==
         "SubjectForgotten");
-  const State& s = h.state<State>("memory-alice");
-  CHECK(s.memories.at("m1").forgotten);
-  CHECK(s.memories.at("m2").forgotten);
+  CHECK(h.memory("alice", "m1")->forgotten);
+  CHECK(h.memory("alice", "m2")->forgotten);
   CHECK(h.fails("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m2"}}).code ==
         "memory_forgotten");
   h.ok("StoreMemory", store("m3"));  // new memories are welcome
-  CHECK(!s.memories.at("m3").forgotten);
+  CHECK(!h.memory("alice", "m3")->forgotten);
 }
 
 TEST_CASE("memory: validation and agent scope") {
@@ -175,6 +172,96 @@ TEST_CASE("memory: agents keep to their own memories through the bus") {
   REQUIRE(key.has_value());
   CHECK(!key->has_value());  // refused before any key was made
   f.ok("StoreMemory", store("m1"), agent_principal("alice"));
+}
+
+TEST_CASE("memory: the owner's state stays the same size however many memories it holds") {
+  BusFixture f;
+  f.ok("StoreMemory", store("m0"));
+  const uint64_t bytes = f.bus.stats().cache_bytes;
+  for (int i = 1; i <= 40; ++i) f.ok("StoreMemory", store("m" + std::to_string(i)));
+  CHECK(f.bus.stats().cache_bytes == bytes);
+  // Each decision about one memory reads that memory's latest event.
+  f.ok("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m7"}, {"amount", 0.25}});
+  CHECK(f.fails("StoreMemory", store("m7")).code == "memory_exists");
+  const auto o = f.ok("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m7"}});
+  CHECK(o.events[0].data["importance"] == doctest::Approx(0.85));
+}
+
+TEST_CASE("memory: a bus with a cold cache reads the owner through the entity index") {
+  TempDir dir;
+  auto log = open_or_die(dir.path());
+  {
+    commands::CommandBus bus(*log, log->keys());
+    auto run = [&](const std::string& type, const json& body) {
+      auto r = run_on(bus, type, body);
+      REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().detail));
+    };
+    run("StoreMemory", store("old"));
+    run("StoreMemory", store("kept"));
+    run("ForgetSubject", {{"owner", "alice"}});
+    run("StoreMemory", store("new"));
+  }
+  commands::CommandBus bus(*log, log->keys());
+  auto run = [&](const std::string& type, const json& body) { return run_on(bus, type, body); };
+  // Forgotten with the subject, though its own events say nothing of it.
+  auto r = run("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "old"}});
+  REQUIRE(!r.has_value());
+  CHECK(r.error().code == "memory_forgotten");
+  r = run("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "new"}});
+  REQUIRE(r.has_value());
+  CHECK(r->version == 5);
+  r = run("StoreMemory", store("kept"));
+  REQUIRE(!r.has_value());
+  CHECK(r.error().code == "memory_exists");
+  CHECK(bus.stats().cache_misses >= 1);
+}
+
+TEST_CASE("memory: a log written before the entity index is migrated by the bus") {
+  // Memory events appended without their entity, as a log from before the
+  // index holds them.
+  Harness h;
+  std::vector<core::EventData> old;
+  for (const json& body : {store("m1", 0.4), store("m2")}) {
+    auto events = h.run("StoreMemory", body);
+    REQUIRE(events.has_value());
+    core::EventData e = event(events->front().type, std::move(events->front().payload));
+    e.payload_format = core::PayloadFormat::flatbuffer;
+    old.push_back(std::move(e));
+  }
+  auto forgot = h.run("ForgetMemory", {{"owner", "alice"}, {"memory_id", "m2"}});
+  REQUIRE(forgot.has_value());
+  core::EventData e = event(forgot->front().type, std::move(forgot->front().payload));
+  e.payload_format = core::PayloadFormat::flatbuffer;
+  old.push_back(std::move(e));
+
+  TempDir dir;
+  auto log = open_or_die(dir.path());
+  REQUIRE(log->append("memory-alice", core::ExpectedVersion::no_stream(), old).has_value());
+  auto name = log->entity_index_name();
+  REQUIRE(name.has_value());
+  CHECK(*name != commands::kEntityIndexName);
+
+  commands::CommandBus bus(*log, log->keys());
+  REQUIRE(bus.status().has_value());
+  name = log->entity_index_name();
+  REQUIRE(name.has_value());
+  CHECK(*name == commands::kEntityIndexName);
+  auto run = [&](const std::string& type, const json& body) { return run_on(bus, type, body); };
+  auto r = run("StoreMemory", store("m1"));
+  REQUIRE(!r.has_value());
+  CHECK(r.error().code == "memory_exists");
+  r = run("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "m1"}, {"amount", 0.1}});
+  REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().detail));
+  CHECK(r->version == 4);
+  CHECK(r->events[0].data["importance"] == doctest::Approx(0.5));
+  r = run("ForgetMemory", {{"owner", "alice"}, {"memory_id", "m2"}});
+  REQUIRE(!r.has_value());
+  CHECK(r.error().code == "memory_forgotten");
+  CHECK(run("StoreMemory", store("m3")).has_value());
+
+  // A second bus finds the index made by the same extractor and keeps it.
+  commands::CommandBus again(*log, log->keys());
+  REQUIRE(again.status().has_value());
 }
 
 }  // namespace

@@ -15,10 +15,10 @@
 #include "core/metrics.h"
 #include "projections/audit.h"
 #include "projections/registry.h"
-#include "tools/engram/read_models.h"
 #include "projections/runtime.h"
 #include "tools/engram/cli.h"
 #include "tools/engram/commands.h"
+#include "tools/engram/read_models.h"
 #include "tools/engram/serve_config.h"
 
 extern const char* const kEngramOpenApiYaml;
@@ -111,13 +111,13 @@ int run_serve(const ServeFlags& flags) {
   auto signing_key = core::SigningKey::load_or_create(config.effective_signing_key_file());
   if (!signing_key) return fail(kDataDir, signing_key.error().message);
   auto checkpointer = std::make_unique<core::Checkpointer>(
-      *log, std::move(*signing_key), core::CheckpointFile(core::checkpoint_file_in(config.data_dir)),
-      config.checkpoints);
+      *log, std::move(*signing_key),
+      core::CheckpointFile(core::checkpoint_file_in(config.data_dir)), config.checkpoints);
 
-  commands::BusOptions bus_options;
-  bus_options.state_cache_entries = config.state_cache_entries;
-  bus_options.state_cache_bytes = config.state_cache_bytes;
-  commands::CommandBus bus(*log, log->keys(), bus_options);
+  // The bus decides on threads of its own (ThreadRole::bus), never on the
+  // log's or the I/O threads; building it may rebuild the log's entity index.
+  auto bus = std::make_unique<commands::CommandBus>(*log, log->keys(), config.bus);
+  if (auto r = bus->status(); !r) return fail(kStorage, r.error().to_string());
 
   core::metrics::Registry metrics;
   auto read_side = projections::Runtime::start(*log, read_models(*log));
@@ -134,7 +134,7 @@ int run_serve(const ServeFlags& flags) {
   };
   config.api.audit_checkpoints = core::checkpoint_file_in(config.data_dir);
   config.api.audit_public_key = config.effective_signing_key_file().string() + ".pub";
-  http::Api api(*log, bus, metrics, config.api);
+  http::Api api(*log, *bus, metrics, config.api);
   http::ServerObserver observer;
   observer.connections = [&api](int delta) { api.connections_changed(delta); };
   auto server = http::Server::start(config.server, api, observer);
@@ -162,6 +162,8 @@ int run_serve(const ServeFlags& flags) {
   // The live feed's thread reads the log, the query pool the read models:
   // both stop before those close.
   api.stop();
+  // Nothing is in flight once the server stopped; the bus's threads go.
+  bus.reset();
   read_side->reset();
   // Nothing appends any more: the last checkpoint covers the final head.
   checkpointer.reset();

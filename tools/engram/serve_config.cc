@@ -45,11 +45,12 @@ core::result<void> get_rate(const json& j, const std::string& key, double& out) 
 core::result<void> apply_config_file(const std::filesystem::path& path, ServeConfig& config) {
   auto text = core::read_file(path, kMaxConfigFileBytes);
   if (!text) {
-    return bad(fmt::format("cannot read config file '{}': {}", path.string(),
-                           text.error().message));
+    return bad(
+        fmt::format("cannot read config file '{}': {}", path.string(), text.error().message));
   }
   auto parsed = core::parse_json_object(*text, kMaxConfigDepth);
-  if (!parsed) return bad(fmt::format("config file '{}': {}", path.string(), parsed.error().message));
+  if (!parsed)
+    return bad(fmt::format("config file '{}': {}", path.string(), parsed.error().message));
   const json& j = *parsed;
 
   ServeConfig c = config;  // applied only when every key is good
@@ -89,9 +90,13 @@ core::result<void> apply_config_file(const std::filesystem::path& path, ServeCon
     } else if (k == "max_page_size") {
       r = size(v, k, 1, 10'000, c.api.max_page_size);
     } else if (k == "state_cache_entries") {
-      r = size(v, k, 1, 100'000'000, c.state_cache_entries);
+      r = size(v, k, 1, 100'000'000, c.bus.state_cache_entries);
     } else if (k == "state_cache_bytes") {
-      r = size(v, k, 1 << 20, uint64_t{64} << 30, c.state_cache_bytes);
+      r = size(v, k, 1 << 20, uint64_t{64} << 30, c.bus.state_cache_bytes);
+    } else if (k == "bus_threads") {
+      r = size(v, k, 1, core::ThreadPool::kMaxThreads, c.bus.threads);
+    } else if (k == "bus_max_queued_commands") {
+      r = size(v, k, 1, 1'000'000, c.bus.max_queued_commands);
     } else if (k == "access_log") {
       if (!v.is_boolean()) return bad("config: 'access_log' must be true or false");
       c.api.access_log = v.get<bool>();

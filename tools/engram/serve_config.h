@@ -21,8 +21,9 @@ struct ServeConfig {
   std::string listen = "127.0.0.1:8080";
   http::ServerOptions server;
   http::ApiOptions api;
-  size_t state_cache_entries = 100'000;
-  size_t state_cache_bytes = 64 << 20;
+  // The command bus: its state cache, its threads and its admission bound
+  // (state_cache_*, bus_threads, bus_max_queued_commands in the file).
+  commands::BusOptions bus;
   bool auth_enabled = true;
   std::filesystem::path keys_file;  // empty: <data>/auth/keys.json
   std::string log_level = "info";
