@@ -97,8 +97,11 @@
 #include "commands/ids.h"
 #include "commands/memory.h"
 #include "core/crypto.h"
+#include "core/data_dir.h"
+#include "core/keystore_rocks.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/model_db.h"
 #include "projections/memories.h"
 #include "projections/runtime.h"
 #include "projections/vector_index.h"
@@ -421,13 +424,13 @@ struct BulkRun {
   double decide_seconds = 0;  // of which deciding (sealing, FlatBuffers)
 };
 
-BulkRun store_in_bulk(core::Log& log, const Ids& ids, const std::vector<float>& base, size_t from,
+BulkRun store_in_bulk(core::Log& log, core::KeyStore& keys, const Ids& ids, const std::vector<float>& base, size_t from,
                       size_t to) {
   BulkRun run;
   const cmd::Principal who{"bench", {cmd::Role::writer}, std::nullopt};
   const std::string owner(kOwner);
   const std::string stream = cmd::stream_name(cmd::kMemoryStreamPrefix, owner);
-  auto key = log.keys().get_or_create(owner);
+  auto key = keys.get_or_create(owner);
   if (!key) fail("the owner's key: " + key.error().to_string());
   cmd::memory::State state;
 
@@ -565,11 +568,11 @@ struct Breakdown {
   double faiss_seconds_at_n = 0;  // the sample, extrapolated to all vectors
 };
 
-Breakdown measure_breakdown(core::Log& log, const Ids& ids, const std::vector<float>& base,
+Breakdown measure_breakdown(core::Log& log, const core::KeyStore& keys, const Ids& ids, const std::vector<float>& base,
                             size_t n) {
   Breakdown b;
   // Decrypting: what stage_stored() does per event before the index sees it.
-  auto key = log.keys().get(kOwner);
+  auto key = keys.get(kOwner);
   if (!key || !key->has_value()) fail("the owner has no key");
   const std::string owner(kOwner);
   core::Position next(1);
@@ -645,14 +648,14 @@ Breakdown measure_breakdown(core::Log& log, const Ids& ids, const std::vector<fl
   return b;
 }
 
-BuildRun build_index(core::Log& log, const std::shared_ptr<proj::MemoriesProjection>& model,
+BuildRun build_index(core::Log& log, core::ModelDb& models, const std::shared_ptr<proj::MemoriesProjection>& model,
                      const std::vector<float>& queries, size_t n_queries,
                      std::unique_ptr<proj::Worker>& worker_out) {
   BuildRun run;
   const core::Position head = log.head().position;
   const double cpu0 = process_cpu_seconds();
   const auto t0 = Clock::now();
-  auto worker = proj::Worker::start(log, model);
+  auto worker = proj::Worker::start(log, models, model);
   if (!worker) fail("starting the memories worker: " + worker.error().to_string());
 
   std::atomic<bool> done{false};
@@ -736,13 +739,13 @@ double raw_read_seconds(const fs::path& file) {
   return seconds_between(t0, Clock::now());
 }
 
-std::shared_ptr<proj::MemoriesProjection> make_model(core::Log& log) {
+std::shared_ptr<proj::MemoriesProjection> make_model(const core::KeyStore& keys) {
   proj::MemoriesOptions options;
   // No periodic snapshot during the build: only close() writes one, so the
   // build rate is the index's and the snapshot write is timed on its own.
   options.snapshot_every_changes = std::numeric_limits<uint64_t>::max();
   return std::make_shared<proj::MemoriesProjection>(
-      std::make_shared<engram::embed::HashingEmbedder>(), log.keys(), options);
+      std::make_shared<engram::embed::HashingEmbedder>(), keys, options);
 }
 
 struct LoadRun {
@@ -1451,10 +1454,17 @@ int run(int argc, char** argv) {
   {
     core::LogOptions log_options;
     log_options.writer_spin_ns = 0;  // as `engram serve` opens it
-    auto opened = core::Log::open(scratch.path() / "log", log_options);
+    const core::DataDir data(scratch.path() / "log");
+    auto opened = core::Log::open(data, log_options);
     if (!opened) fail("opening the log: " + opened.error().to_string());
     std::unique_ptr<core::Log> log = std::move(*opened);
-    cmd::CommandBus bus(*log, log->keys());
+    auto opened_keys = core::RocksKeyStore::open(data);
+    if (!opened_keys) fail("opening the key store: " + opened_keys.error().to_string());
+    std::unique_ptr<core::RocksKeyStore> keys = std::move(*opened_keys);
+    auto opened_models = core::ModelDb::open(data);
+    if (!opened_models) fail("opening the read models: " + opened_models.error().to_string());
+    std::unique_ptr<core::ModelDb> models = std::move(*opened_models);
+    cmd::CommandBus bus(*log, *keys);
 
     // 4. The write side.
     const size_t bulk_from = s.bus_memories;
@@ -1481,7 +1491,7 @@ int run(int argc, char** argv) {
     std::cerr << fmt::format("bus: {} StoreMemory in {:.1f} s (first {} mean {} ms, last {} ms)\n",
                              r.bus_first.commands, r.bus_first.seconds, r.bus_first_window,
                              ms(r.bus_first_window_ms), ms(r.bus_last_window_ms));
-    r.bulk = store_in_bulk(*log, ids, base, bulk_from, bulk_to);
+    r.bulk = store_in_bulk(*log, *keys, ids, base, bulk_from, bulk_to);
     std::cerr << fmt::format("bulk: {} events in {:.1f} s\n", r.bulk.events, r.bulk.seconds);
     if (s.bus_probe > 0) {
       r.bus_probe = store_through_bus(bus, ids, base, bulk_to, s.vectors);
@@ -1517,10 +1527,10 @@ int run(int argc, char** argv) {
       std::unique_ptr<proj::Worker> worker;
       fs::path snapshot;
       {
-        auto model = make_model(*log);
-        snapshot = log->model_dir(proj::store_name(*model)) / "vectors.snapshot";
+        auto model = make_model(*keys);
+        snapshot = models->files_dir(proj::store_name(*model)) / "vectors.snapshot";
         std::cerr << "building the index...\n";
-        r.build = build_index(*log, model, queries, s.queries, worker);
+        r.build = build_index(*log, *models, model, queries, s.queries, worker);
         std::cerr << fmt::format("built in {:.1f} s ({:.0f} vectors/s); longest pause {:.1f} s\n",
                                  r.build.seconds, static_cast<double>(s.vectors) / r.build.seconds,
                                  r.build.longest_pause_seconds);
@@ -1528,7 +1538,7 @@ int run(int argc, char** argv) {
           fail(
               fmt::format("the model holds {} vectors, not {}", r.build.report.vectors, s.vectors));
         }
-        r.breakdown = measure_breakdown(*log, ids, base, s.vectors);
+        r.breakdown = measure_breakdown(*log, *keys, ids, base, s.vectors);
         std::cerr << fmt::format("breakdown: decrypt {:.2f} us/vector, FAISS ~{:.1f} s\n",
                                  r.breakdown.decrypt_us_per_vector, r.breakdown.faiss_seconds_at_n);
 
@@ -1546,9 +1556,9 @@ int run(int argc, char** argv) {
       const core::Position head = log->head().position;
       for (int i = 0; i + 1 < s.repeats; ++i) {
         evict_from_page_cache(snapshot);
-        auto model = make_model(*log);
+        auto model = make_model(*keys);
         t0 = Clock::now();
-        auto w = proj::Worker::start(*log, model);
+        auto w = proj::Worker::start(*log, *models, model);
         if (!w) fail("starting the memories worker: " + w.error().to_string());
         if (!(*w)->wait_for(head, kCatchUpTimeout)) fail("the loaded model did not reach the head");
         r.snapshot_loads.push_back(seconds_between(t0, Clock::now()));
@@ -1563,9 +1573,9 @@ int run(int argc, char** argv) {
       {
         const fs::path aside = snapshot.string() + ".aside";
         fs::rename(snapshot, aside);
-        auto model = make_model(*log);
+        auto model = make_model(*keys);
         t0 = Clock::now();
-        auto w = proj::Worker::start(*log, model);
+        auto w = proj::Worker::start(*log, *models, model);
         if (!w) fail("starting the memories worker: " + w.error().to_string());
         if (!(*w)->wait_for(head, kCatchUpTimeout))
           fail("the rebuilt model did not reach the head");
@@ -1583,9 +1593,9 @@ int run(int argc, char** argv) {
       }
       // The last load as `engram serve` does it: a Runtime.
       evict_from_page_cache(snapshot);
-      auto model = make_model(*log);
+      auto model = make_model(*keys);
       t0 = Clock::now();
-      auto runtime = proj::Runtime::start(*log, {model});
+      auto runtime = proj::Runtime::start(*log, *models, {model});
       if (!runtime) fail("starting the runtime: " + runtime.error().to_string());
       std::shared_ptr<proj::Worker> serving = (*runtime)->serving(model->name());
       if (!serving || !serving->wait_for(head, kCatchUpTimeout))

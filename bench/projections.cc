@@ -55,7 +55,9 @@
 
 #include "bench/report.h"
 #include "commands/aggregates.h"
+#include "core/data_dir.h"
 #include "core/log.h"
+#include "core/model_db.h"
 #include "projections/catalog.h"
 #include "projections/worker.h"
 
@@ -121,6 +123,12 @@ int64_t ns_since(Clock::time_point t0, Clock::time_point t) {
 std::unique_ptr<core::Log> open_log(const fs::path& dir) {
   auto opened = core::Log::open(dir);  // default LogOptions: what `engram serve` starts from
   if (!opened) fail("opening the log: " + opened.error().to_string());
+  return std::move(*opened);
+}
+
+std::unique_ptr<core::ModelDb> open_models(const fs::path& dir) {
+  auto opened = core::ModelDb::open(core::DataDir(dir));
+  if (!opened) fail("opening the read models: " + opened.error().to_string());
   return std::move(*opened);
 }
 
@@ -413,10 +421,12 @@ LagRun run_lag(const Settings& settings, int rep) {
 
   ScratchDir dir(settings.base_dir, "lag");
   const std::unique_ptr<core::Log> log = open_log(dir.path() / "log");
+  const std::unique_ptr<core::ModelDb> models = open_models(dir.path() / "log");
 
   // Declared before the worker so that it outlives the worker's last callback.
   Watcher watcher(t0, total);
-  auto started = proj::Worker::start(*log, std::make_shared<proj::CatalogProjection>());
+  auto started =
+      proj::Worker::start(*log, *models, std::make_shared<proj::CatalogProjection>());
   if (!started) fail("starting the catalog worker: " + started.error().to_string());
   std::unique_ptr<proj::Worker> worker = std::move(*started);
   watcher.start(*worker);
@@ -620,13 +630,13 @@ struct BuildRun {
 
 // A fresh catalog store built from position 0 to `head` by a Worker, as
 // `engram replay rebuild` does: timed from Worker::start to position() >= head.
-BuildRun run_build(core::Log& log, uint64_t head, int rep) {
+BuildRun run_build(core::Log& log, core::ModelDb& models, uint64_t head, int rep) {
   proj::WorkerOptions o;
   o.store = fmt::format("catalog@v1.bench{}", rep);
   o.until = core::Position(head);
   const double cpu0 = process_cpu_seconds();
   const Clock::time_point t0 = Clock::now();
-  auto started = proj::Worker::start(log, std::make_shared<proj::CatalogProjection>(), o);
+  auto started = proj::Worker::start(log, models, std::make_shared<proj::CatalogProjection>(), o);
   if (!started) fail("starting the rebuild worker: " + started.error().to_string());
   std::unique_ptr<proj::Worker> w = std::move(*started);
   while (!w->wait_for(core::Position(head), std::chrono::milliseconds(100))) {
@@ -646,7 +656,7 @@ BuildRun run_build(core::Log& log, uint64_t head, int rep) {
   auto first = proj::get_catalog(w->store(), proj::CatalogKind::task, "task00000001");
   if (!first || !first->has_value()) fail("the rebuilt catalog lacks task00000001");
   w.reset();
-  if (auto d = log.drop_model_store(o.store); !d) {
+  if (auto d = models.drop(o.store); !d) {
     fail("dropping the rebuilt store: " + d.error().to_string());
   }
   return r;
@@ -864,6 +874,7 @@ int run(int argc, char** argv) {
   if (s.only == "all" || s.only == "rebuild") {
     ScratchDir scratch(s.base_dir, "rebuild");
     const std::unique_ptr<core::Log> log = open_log(scratch.path() / "log");
+    const std::unique_ptr<core::ModelDb> models = open_models(scratch.path() / "log");
     std::cerr << fmt::format("loading {} events\n",
                              with_commas(static_cast<double>(s.rebuild_events)));
     report.load = load_log(*log, s.rebuild_events);
@@ -875,7 +886,7 @@ int run(int argc, char** argv) {
       report.reads.push_back(run_read(*log, head, batch));
       std::cerr << fmt::format("read #{}: {} events/s\n", rep,
                                with_commas(report.reads.back().events_per_second));
-      report.builds.push_back(run_build(*log, head, rep));
+      report.builds.push_back(run_build(*log, *models, head, rep));
       std::cerr << fmt::format("rebuild #{}: {} events/s ({:.2f} s)\n", rep,
                                with_commas(report.builds.back().events_per_second),
                                report.builds.back().seconds);

@@ -250,10 +250,6 @@ bool ed25519_verify(const PublicKey& key, std::string_view message,
 
 // --- checkpoints -----------------------------------------------------------
 
-std::filesystem::path checkpoint_file_in(const std::filesystem::path& data_dir) {
-  return data_dir / "audit" / "checkpoints.jsonl";
-}
-
 std::string Checkpoint::signed_bytes() const {
   std::string out;
   out.reserve(kSignedBytes);

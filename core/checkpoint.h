@@ -121,7 +121,7 @@ bool ed25519_verify(const PublicKey& key, std::string_view message,
                     std::span<const uint8_t, kEd25519SignatureBytes> signature);
 
 struct Checkpoint {
-  Uuid log_id;               // the log's node id (meta node_id)
+  Uuid log_id;               // Log::log_id(): the log's, not the node's
   Position position;         // the tree size: events 1..position are covered
   Hash256 head_hash{};       // the hash of the event at `position` (zero when position is 0)
   Hash256 tree_root{};       // RFC 6962 Merkle root over the first `position` event hashes
@@ -156,9 +156,6 @@ struct Checkpoint {
 
   bool operator==(const Checkpoint&) const = default;
 };
-
-// Where a log in `data_dir` keeps its checkpoints: <data_dir>/audit/checkpoints.jsonl.
-std::filesystem::path checkpoint_file_in(const std::filesystem::path& data_dir);
 
 // An append-only file of checkpoints, one JSON line each.
 class CheckpointFile {

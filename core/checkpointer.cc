@@ -5,7 +5,9 @@
 #include <chrono>
 
 #include "core/assert.h"
+#include "core/log_tree.h"
 #include "core/logging.h"
+#include "core/thread_role.h"
 
 namespace engram::core {
 
@@ -22,6 +24,7 @@ Checkpointer::Checkpointer(Log& log, SigningKey key, CheckpointFile file,
   }
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "engram-checkpt");
+    set_thread_role(ThreadRole::maintenance);
     run();
   });
 }
@@ -56,7 +59,7 @@ result<Position> Checkpointer::sign_now() {
   std::lock_guard lock(mu_);
   const Head head = log_.head();
   if (head.position <= last_signed_) return last_signed_;
-  auto root = log_.tree_root(head.position);
+  auto root = LogTree(log_).root(head.position);
   if (!root) return root.error();
   const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                              std::chrono::system_clock::now().time_since_epoch())

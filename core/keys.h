@@ -20,14 +20,19 @@ inline constexpr const char* kStreamIndexCf = "stream_index";  // stream \0 vers
 inline constexpr const char* kStreamHeadsCf = "stream_heads";  // stream → version
 inline constexpr const char* kDedupeCf = "dedupe";             // event id → DedupeEntry
 inline constexpr const char* kMetaCf = "meta";                 // named values below
-inline constexpr const char* kKeysCf = "keys";                 // owner → KeyRecord (keystore)
 inline constexpr const char* kMerkleCf = "merkle";             // level(1) index(8) → node hash
 inline constexpr const char* kEntityIndexCf = "entity_index";  // stream \0 entity \0 position → version
-inline constexpr std::string_view kModelCfPrefix = "model:";   // one per read model (model_store.h)
+// Read model stores, one family each, in the read models' database
+// (core/model_db.h); logs of the older layout held them too (migrated).
+inline constexpr std::string_view kModelCfPrefix = "model:";
+// The older layout kept the key store in the log's database (migrated).
+inline constexpr const char* kLegacyKeysCf = "keys";
 
 inline constexpr std::string_view kMetaFormat = "format";   // kFormatV1
 inline constexpr std::string_view kMetaHead = "head";       // position(8) hash(32)
-inline constexpr std::string_view kMetaNodeId = "node_id";  // 16-byte UUID
+inline constexpr std::string_view kMetaLogId = "log_id";    // 16-byte UUIDv7
+// The older name of log_id (renamed by a writable open).
+inline constexpr std::string_view kLegacyMetaNodeId = "node_id";
 inline constexpr std::string_view kFormatV1 = "engram-log-v1";
 // The name of the extractor the entity index was built with (Log::rebuild_entity_index).
 inline constexpr std::string_view kMetaEntityIndex = "entity_index";

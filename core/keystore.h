@@ -5,15 +5,17 @@
 // shredding) without touching the hash chain, which covers ciphertext.
 //
 // Contract
-// - Keys live in the log's RocksDB database, in their own column family
-//   ("keys"), never in events. Each owner has at most one live key, with a
-//   generation number that starts at 1 and grows by one per destroy.
-// - get_or_create() and destroy() are durable when they return (fsynced).
-// - destroy() deletes the key, then flushes every column family and compacts
-//   the keys family, so the key's bytes are gone from the WAL and the SST
-//   files; only its generation number remains (a tombstone record), so a
-//   later get_or_create() makes a new key with a higher generation and
-//   content sealed under the old one stays unreadable.
+// - Keys live in a store of their own (core/keystore_rocks.h: a RocksDB
+//   instance beside the log's), never in events nor in read models. Each
+//   owner has at most one live key, with a generation number that starts
+//   at 1 and grows by one per destroy.
+// - get_or_create() and destroy() are durable when they return (fsynced),
+//   so they must not run on an I/O or log thread.
+// - After destroy() no reader gets the key; only its generation number
+//   remains (a tombstone record), so a later get_or_create() makes a new
+//   key with a higher generation and content sealed under the old one stays
+//   unreadable. The key's bytes leave the disk shortly after (the store
+//   shreds in the background and says when it is done).
 // - Thread-safe.
 
 #include <cstdint>

@@ -1,16 +1,19 @@
 #include "core/log.h"
 
 #include <fmt/format.h>
-#include <rocksdb/filter_policy.h>
+#include <rocksdb/cache.h>
 #include <rocksdb/slice_transform.h>
-#include <rocksdb/table.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "core/envelope.h"
 #include "core/keys.h"
+#include "core/keystore_rocks.h"
 #include "core/log_impl.h"
+#include "core/logging.h"
+#include "core/model_db.h"
+#include "core/rocks_db.h"
 #include "core/rocks_status.h"
 #include "core/thread_role.h"
 
@@ -32,20 +35,6 @@ class UpToNulTransform final : public rocksdb::SliceTransform {
   }
   bool InDomain(const rocksdb::Slice&) const override { return true; }
 };
-
-rocksdb::ColumnFamilyOptions family_options(const std::shared_ptr<rocksdb::Cache>& cache,
-                                            bool point_lookups) {
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = cache;
-  table.block_size = 16 << 10;
-  if (point_lookups) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  rocksdb::ColumnFamilyOptions cf;
-  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  cf.compression = rocksdb::kLZ4Compression;
-  cf.bottommost_compression = rocksdb::kZSTD;
-  cf.write_buffer_size = 32 << 20;
-  return cf;
-}
 
 result<void> validate(const LogOptions& o) {
   auto bad = [](const char* what) { return make_error(errc::invalid_argument, what); };
@@ -117,151 +106,201 @@ bool DedupeWindowFilter::Filter(int, const rocksdb::Slice&, const rocksdb::Slice
   return e->position.value() + window_ <= head_.load(std::memory_order_acquire);
 }
 
-Log::Impl::~Impl() {
-  writer.reset();  // completes queued appends first
-  if (db) {
-    for (auto* h : handles) (void)db->DestroyColumnFamilyHandle(h);
-    (void)db->Close();
-  }
-}
-
 Log::Log(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Log::~Log() = default;
 
-result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
-                                       const LogOptions& options) {
-  if (auto v = validate(options); !v) return v.error();
-  auto impl = std::make_unique<Impl>();
-  impl->dir = dir;
-  impl->options = options;
-  impl->clock = options.clock ? options.clock : system_clock();
+Log::Impl::~Impl() {
+  writer.reset();  // completes queued appends first
+  db.reset();
+}
 
+namespace {
+
+// The families of the log, with whether each serves point lookups (a Bloom
+// filter) and takes memtable insert hints.
+struct CoreFamily {
+  const char* name;
+  bool point_lookups;
+  bool insert_hints;
+};
+constexpr CoreFamily kCoreFamilies[] = {
+    {keys::kEventsCf, true, false},       {keys::kStreamIndexCf, false, true},
+    {keys::kStreamHeadsCf, true, true},   {keys::kDedupeCf, true, false},
+    {keys::kMetaCf, true, false},         {keys::kMerkleCf, true, false},
+    {keys::kEntityIndexCf, false, true}};
+
+bool legacy_family(std::string_view name) {
+  return name == keys::kLegacyKeysCf || name.rfind(keys::kModelCfPrefix, 0) == 0;
+}
+
+result<void> prepare_dir(const DataDir& dir, const LogOptions& options) {
   std::error_code ec;
-  if (!std::filesystem::exists(dir / "CURRENT", ec)) {
-    if (options.read_only || !options.create_if_missing) {
-      return make_error(errc::not_found, fmt::format("no engram log in '{}'", dir.string()));
-    }
-    std::filesystem::create_directories(dir, ec);
-    if (ec) {
-      return make_error(errc::io_error,
-                        fmt::format("cannot create '{}': {}", dir.string(), ec.message()));
-    }
+  if (std::filesystem::exists(dir.log_dir() / "CURRENT", ec)) return {};
+  if (options.read_only || !options.create_if_missing) {
+    return make_error(errc::not_found, fmt::format("no engram log in '{}'", dir.root().string()));
   }
+  std::filesystem::create_directories(dir.log_dir(), ec);
+  if (ec) {
+    return make_error(errc::io_error,
+                      fmt::format("cannot create '{}': {}", dir.root().string(), ec.message()));
+  }
+  return {};
+}
 
-  rocksdb::DBOptions dbo;
-  dbo.create_if_missing = true;
-  dbo.create_missing_column_families = true;
-  dbo.max_background_jobs = 2;
-  dbo.bytes_per_sync = 1 << 20;
-  dbo.keep_log_file_num = 4;
-  dbo.max_total_wal_size = 256 << 20;
-  dbo.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-  if (options.env) dbo.env = options.env.get();
-
-  // RocksDB must open every family that exists, including ones added by
-  // other modules (read models); unknown ones get default options.
-  std::vector<std::string> existing;
-  (void)rocksdb::DB::ListColumnFamilies(dbo, dir.string(), &existing);
-  const std::vector<std::pair<const char*, bool>> core_families = {
-      {keys::kEventsCf, true}, {keys::kStreamIndexCf, false}, {keys::kStreamHeadsCf, true},
-      {keys::kDedupeCf, true}, {keys::kMetaCf, true},         {keys::kKeysCf, true},
-      {keys::kMerkleCf, true},  {keys::kEntityIndexCf, false}};
-
-  impl->head = std::make_unique<HeadState>(Head{});
-  impl->dedupe_filter = std::make_unique<DedupeWindowFilter>(impl->head->position_atomic(),
-                                                             options.dedupe_window_events);
-
-  const auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
-  impl->block_cache = cache;
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
-  for (const auto& [name, point] : core_families) {
-    auto cf = family_options(cache, point);
-    if (std::string_view(name) == keys::kDedupeCf) {
-      cf.compaction_filter = impl->dedupe_filter.get();
-    }
-    if (std::string_view(name) == keys::kStreamIndexCf ||
-        std::string_view(name) == keys::kEntityIndexCf ||
-        std::string_view(name) == keys::kStreamHeadsCf) {
+result<void> open_database(Log::Impl& impl) {
+  const LogOptions& options = impl.options;
+  impl.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  RocksDb::Spec spec;
+  spec.dir = impl.dir.log_dir();
+  spec.mode = !options.read_only                ? RocksDb::Mode::writable
+              : options.secondary_dir.empty() ? RocksDb::Mode::read_only
+                                              : RocksDb::Mode::secondary;
+  spec.secondary_dir = options.secondary_dir;
+  spec.db_options = db_options(options.env.get());
+  for (const CoreFamily& f : kCoreFamilies) {
+    auto cf = family_options(impl.block_cache, f.point_lookups);
+    if (std::string_view(f.name) == keys::kDedupeCf) cf.compaction_filter = impl.dedupe_filter.get();
+    if (f.insert_hints) {
       cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<UpToNulTransform>();
     }
-    descriptors.emplace_back(name, cf);
+    spec.families.emplace_back(f.name, std::move(cf));
   }
-  for (const auto& name : existing) {
-    const bool known = std::any_of(descriptors.begin(), descriptors.end(),
-                                   [&](const auto& d) { return d.name == name; });
-    if (known) continue;
-    descriptors.emplace_back(name, name.rfind(keys::kModelCfPrefix, 0) == 0
-                                       ? family_options(cache, true)
-                                       : rocksdb::ColumnFamilyOptions());
+  // Families of the older layout (read models, keys) are opened to be moved.
+  spec.other_options = [cache = impl.block_cache](const std::string&) {
+    return family_options(cache, true);
+  };
+  auto db = RocksDb::open(std::move(spec));
+  if (!db) return db.error();
+  impl.db = std::move(*db);
+  auto need = [&](const char* name) -> result<rocksdb::ColumnFamilyHandle*> {
+    rocksdb::ColumnFamilyHandle* h = impl.db->family(name);
+    if (h == nullptr) {
+      return make_error(errc::corruption, fmt::format("the log has no '{}' family", name));
+    }
+    return h;
+  };
+  for (auto [field, name] :
+       {std::pair{&impl.events, keys::kEventsCf}, {&impl.stream_index, keys::kStreamIndexCf},
+        {&impl.stream_heads, keys::kStreamHeadsCf}, {&impl.dedupe, keys::kDedupeCf},
+        {&impl.meta, keys::kMetaCf}, {&impl.merkle, keys::kMerkleCf}}) {
+    auto h = need(name);
+    if (!h) return h.error();
+    *field = *h;
   }
+  // Older logs have no entity index; a read-only open of one reads none.
+  impl.entity_index = impl.db->family(keys::kEntityIndexCf);
+  return {};
+}
 
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s;
-  if (!options.secondary_dir.empty()) {
-    if (!options.read_only) {
-      return make_error(errc::invalid_argument, "secondary_dir needs read_only");
-    }
-    std::filesystem::create_directories(options.secondary_dir, ec);
-    if (ec) {
-      return make_error(errc::io_error, fmt::format("cannot create '{}': {}",
-                                                    options.secondary_dir.string(), ec.message()));
-    }
-    dbo.max_open_files = -1;  // a secondary must keep every file open
-    s = rocksdb::DB::OpenAsSecondary(dbo, dir.string(), options.secondary_dir.string(), descriptors,
-                                     &impl->handles, &raw);
-  } else if (options.read_only) {
-    s = rocksdb::DB::OpenForReadOnly(dbo, dir.string(), descriptors, &impl->handles, &raw);
-  } else {
-    s = rocksdb::DB::Open(dbo, dir.string(), descriptors, &impl->handles, &raw);
+// Moves what older layouts kept in the log's database (the "keys" family,
+// the "model:*" families) into the key store's and the read models'
+// databases. Each is copied and made durable there before it is dropped
+// here, so a crash in between copies it again at the next open.
+result<void> migrate_layout(Log::Impl& impl) {
+  std::vector<std::string> legacy;
+  for (const std::string& name : impl.db->family_names()) {
+    if (legacy_family(name)) legacy.push_back(name);
   }
-  if (!s.ok()) {
-    Error e = from_status(s, fmt::format("opening '{}'", dir.string()));
-    if (e.code == errc::locked)
-      e.message = fmt::format("'{}' is locked by another process", dir.string());
-    return e;
+  if (legacy.empty()) return {};
+  if (impl.options.read_only) {
+    return make_error(errc::invalid_argument,
+                      fmt::format("'{}' holds the layout of an older engram (keys and read models "
+                                  "inside the log): open it once with a writable command (engram "
+                                  "serve, or engram append) to migrate it",
+                                  impl.dir.root().string()));
   }
-  impl->db.reset(raw);
-  impl->events = impl->handles[1];
-  impl->stream_index = impl->handles[2];
-  impl->stream_heads = impl->handles[3];
-  impl->dedupe = impl->handles[4];
-  impl->meta = impl->handles[5];
-  impl->merkle = impl->handles[7];
-  impl->entity_index = impl->handles[8];
-  for (size_t i = 0; i < descriptors.size(); ++i) {
-    const std::string& name = descriptors[i].name;
+  rocksdb::DB& db = impl.db->db();
+  if (auto* keys = impl.db->family(keys::kLegacyKeysCf)) {
+    auto store = RocksKeyStore::open(impl.dir, KeyStoreOptions{false, impl.options.env});
+    if (!store) return store.error();
+    if (auto r = (*store)->import_records(db, keys); !r) return r;
+  }
+  std::unique_ptr<ModelDb> models;
+  for (const std::string& name : legacy) {
     if (name.rfind(keys::kModelCfPrefix, 0) != 0) continue;
-    const std::string model = name.substr(keys::kModelCfPrefix.size());
-    auto store =
-        std::make_unique<ModelStore>(impl->db.get(), impl->handles[i], model, options.read_only);
-    if (auto c = store->load_checkpoint(); !c) return c.error();
-    impl->models.emplace(model, std::move(store));
-  }
-  impl->key_store = std::make_unique<RocksKeyStore>(impl->db.get(), impl->handles[6], impl->handles,
-                                                    options.read_only);
-
-  // Format marker and head.
-  rocksdb::ReadOptions ro;
-  std::string format;
-  rocksdb::Status fs = impl->db->Get(ro, impl->meta, keys::kMetaFormat, &format);
-  if (fs.IsNotFound()) {
-    std::unique_ptr<rocksdb::Iterator> it(impl->db->NewIterator(ro, impl->events));
-    it->SeekToFirst();
-    if (it->Valid()) return make_error(errc::corruption, "the log has events but no format marker");
-    if (options.read_only) {
-      return make_error(errc::not_found,
-                        fmt::format("'{}' holds no initialised engram log", dir.string()));
+    if (!models) {
+      ModelDbOptions mo;
+      mo.env = impl.options.env;
+      auto m = ModelDb::open(impl.dir, mo);
+      if (!m) return m.error();
+      models = std::move(*m);
     }
-    rocksdb::WriteBatch batch;
-    const Uuid node = Uuid::v7_now();
-    batch.Put(impl->meta, keys::kMetaFormat, keys::kFormatV1);
-    batch.Put(impl->meta, keys::kMetaNodeId, keys::be64(node.hi) + keys::be64(node.lo));
-    batch.Put(impl->meta, keys::kMetaHead, keys::HeadValue{}.encode());
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    if (auto ws = impl->db->Write(wo, &batch); !ws.ok())
-      return from_status(ws, "initialising the log");
+    if (auto r = models->import_store(name.substr(keys::kModelCfPrefix.size()), db,
+                                      impl.db->family(name));
+        !r) {
+      return r;
+    }
+  }
+  for (const std::string& name : legacy) {
+    if (auto r = impl.db->drop_family(name); !r) return r;
+  }
+  // The moved keys' bytes may still be in the log's WAL: a flush of every
+  // family retires it.
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  std::vector<rocksdb::ColumnFamilyHandle*> all;
+  for (const std::string& name : impl.db->family_names()) all.push_back(impl.db->family(name));
+  if (auto s = db.Flush(fo, all); !s.ok()) return from_status(s, "flushing after the migration");
+  logging::write(logging::Level::info, "data dir migrated",
+                 {{"dir", impl.dir.root().string()}, {"families_moved", legacy}});
+  return {};
+}
+
+// Creates the format marker, the log id and the head of a new log.
+result<void> initialise(Log::Impl& impl) {
+  rocksdb::DB& db = impl.db->db();
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), impl.events));
+  it->SeekToFirst();
+  if (it->Valid()) return make_error(errc::corruption, "the log has events but no format marker");
+  if (!it->status().ok()) return from_status(it->status(), "reading the log");
+  if (impl.options.read_only) {
+    return make_error(errc::not_found, fmt::format("'{}' holds no initialised engram log",
+                                                   impl.dir.root().string()));
+  }
+  rocksdb::WriteBatch batch;
+  const Uuid id = Uuid::v7_now();
+  batch.Put(impl.meta, keys::kMetaFormat, keys::kFormatV1);
+  batch.Put(impl.meta, keys::kMetaLogId, keys::be64(id.hi) + keys::be64(id.lo));
+  batch.Put(impl.meta, keys::kMetaHead, keys::HeadValue{}.encode());
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (auto s = db.Write(wo, &batch); !s.ok()) return from_status(s, "initialising the log");
+  return {};
+}
+
+// The log id, which signed checkpoints name. Logs written before it had a
+// name of its own kept it as "node_id"; a writable open renames it (same
+// bytes, so their checkpoints still verify).
+result<Uuid> load_log_id(Log::Impl& impl) {
+  rocksdb::DB& db = impl.db->db();
+  std::string bytes;
+  rocksdb::Status s = db.Get(rocksdb::ReadOptions(), impl.meta, keys::kMetaLogId, &bytes);
+  if (s.IsNotFound()) {
+    s = db.Get(rocksdb::ReadOptions(), impl.meta, keys::kLegacyMetaNodeId, &bytes);
+    if (s.ok() && !impl.options.read_only) {
+      rocksdb::WriteBatch batch;
+      batch.Put(impl.meta, keys::kMetaLogId, bytes);
+      batch.Delete(impl.meta, keys::kLegacyMetaNodeId);
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      if (auto w = db.Write(wo, &batch); !w.ok()) return from_status(w, "renaming the log id");
+    }
+  }
+  if (!s.ok()) return from_status(s, "reading the log id");
+  if (bytes.size() != 16) return make_error(errc::corruption, "malformed log id in meta");
+  return Uuid{keys::get_be64(bytes.data()), keys::get_be64(bytes.data() + 8)};
+}
+
+// The head from meta, checked against the last stored event (they are
+// written in one batch, so they must agree). A writable open refuses a log
+// where they do not; a read-only open lets verify() name the problem.
+// Returns the last event's recorded-at time.
+result<int64_t> load_head(Log::Impl& impl) {
+  rocksdb::DB& db = impl.db->db();
+  std::string format;
+  rocksdb::Status fs = db.Get(rocksdb::ReadOptions(), impl.meta, keys::kMetaFormat, &format);
+  if (fs.IsNotFound()) {
+    if (auto r = initialise(impl); !r) return r.error();
     format = std::string(keys::kFormatV1);
   } else if (!fs.ok()) {
     return from_status(fs, "reading the format marker");
@@ -269,95 +308,113 @@ result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir,
   if (format != keys::kFormatV1) {
     return make_error(errc::corruption, fmt::format("unsupported log format '{}'", format));
   }
-
   std::string head_bytes;
-  if (auto hs = impl->db->Get(ro, impl->meta, keys::kMetaHead, &head_bytes); !hs.ok()) {
+  if (auto hs = db.Get(rocksdb::ReadOptions(), impl.meta, keys::kMetaHead, &head_bytes); !hs.ok()) {
     return from_status(hs, "reading the head");
   }
   auto head = keys::HeadValue::decode(head_bytes);
   if (!head) return make_error(errc::corruption, "malformed head in meta");
 
-  // The head and the events are written in one batch, so they must agree. A
-  // writable open refuses a log where they do not; a read-only open lets
-  // verify() name the problem.
   int64_t last_recorded_at_ns = 0;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(impl->db->NewIterator(ro, impl->events));
-    it->SeekToLast();
-    std::string problem;
-    if (!it->Valid()) {
-      if (head->position.value() != 0) {
-        problem = fmt::format("meta head is {} but the log has no events", head->position.value());
-      }
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), impl.events));
+  it->SeekToLast();
+  if (!it->status().ok()) return from_status(it->status(), "reading the last event");
+  std::string problem;
+  if (!it->Valid()) {
+    if (head->position.value() != 0) {
+      problem = fmt::format("meta head is {} but the log has no events", head->position.value());
+    }
+  } else {
+    auto last = keys::parse_be64(it->key().ToStringView());
+    auto ev = RecordedEvent::decode(it->value().ToString());
+    if (!last || *last != head->position.value()) {
+      problem = fmt::format("meta head is {} but the last stored event is at {}",
+                            head->position.value(), last ? *last : 0);
+    } else if (!ev) {
+      problem = fmt::format("the last event (position {}) does not verify", *last);
+    } else if (ev->hash() != head->hash) {
+      problem = fmt::format("the last event's hash differs from meta's head hash");
     } else {
-      auto last = keys::parse_be64(it->key().ToStringView());
-      auto ev = RecordedEvent::decode(it->value().ToString());
-      if (!last || *last != head->position.value()) {
-        problem = fmt::format("meta head is {} but the last stored event is at {}",
-                              head->position.value(), last ? *last : 0);
-      } else if (!ev) {
-        problem = fmt::format("the last event (position {}) does not verify", *last);
-      } else if (ev->hash() != head->hash) {
-        problem = fmt::format("the last event's hash differs from meta's head hash");
-      } else {
-        last_recorded_at_ns = ev->recorded_at_ns();
-      }
+      last_recorded_at_ns = ev->recorded_at_ns();
     }
-    if (!problem.empty() && !options.read_only) return make_error(errc::corruption, problem);
   }
-  impl->head->publish(Head{head->position, head->hash});
+  if (!problem.empty() && !impl.options.read_only) return make_error(errc::corruption, problem);
+  impl.head->publish(Head{head->position, head->hash});
+  return last_recorded_at_ns;
+}
 
-  std::string node_id;
-  if (auto ns = impl->db->Get(ro, impl->meta, keys::kMetaNodeId, &node_id); !ns.ok()) {
-    return from_status(ns, "reading the node id");
+// Brings up the writer: the Merkle tree's right edge first (a log written
+// before the tree existed, or one that lost nodes, gets it rebuilt here,
+// once), then the thread.
+result<void> start_writer(Log::Impl& impl, int64_t last_recorded_at_ns) {
+  const uint64_t size = impl.head->position().value();
+  auto tree = load_frontier(impl, size);
+  if (!tree && tree.error().code == errc::corruption) tree = backfill_tree(impl, size);
+  if (!tree) return tree.error();
+  WriterDeps deps;
+  deps.db = &impl.db->db();
+  deps.events = impl.events;
+  deps.stream_index = impl.stream_index;
+  deps.stream_heads = impl.stream_heads;
+  deps.dedupe = impl.dedupe;
+  deps.meta = impl.meta;
+  deps.merkle = impl.merkle;
+  deps.entity_index = impl.entity_index;
+  deps.options = &impl.options;
+  deps.clock = impl.clock.get();
+  deps.head = impl.head.get();
+  impl.writer = std::make_unique<GroupCommitWriter>(deps, last_recorded_at_ns, std::move(*tree));
+  return {};
+}
+
+}  // namespace
+
+result<std::unique_ptr<Log>> Log::open(const std::filesystem::path& dir, const LogOptions& options) {
+  return open(DataDir(dir), options);
+}
+
+result<std::unique_ptr<Log>> Log::open(const DataDir& dir, const LogOptions& options) {
+  if (auto v = validate(options); !v) return v.error();
+  if (!options.secondary_dir.empty() && !options.read_only) {
+    return make_error(errc::invalid_argument, "secondary_dir needs read_only");
   }
-  if (node_id.size() != 16) return make_error(errc::corruption, "malformed node id in meta");
-  impl->log_id = Uuid{keys::get_be64(node_id.data()), keys::get_be64(node_id.data() + 8)};
-
+  if (auto r = prepare_dir(dir, options); !r) return r.error();
+  auto impl = std::make_unique<Impl>(dir);
+  impl->options = options;
+  impl->clock = options.clock ? options.clock : system_clock();
+  impl->head = std::make_unique<HeadState>(Head{});
+  impl->dedupe_filter = std::make_unique<DedupeWindowFilter>(impl->head->position_atomic(),
+                                                             options.dedupe_window_events);
+  if (auto r = open_database(*impl); !r) return r.error();
+  if (auto r = migrate_layout(*impl); !r) return r.error();
+  auto last_recorded_at_ns = load_head(*impl);
+  if (!last_recorded_at_ns) return last_recorded_at_ns.error();
+  auto id = load_log_id(*impl);
+  if (!id) return id.error();
+  impl->log_id = *id;
   if (!options.read_only) {
-    // A log written before the tree existed (or one that lost nodes) gets
-    // its tree rebuilt here, once: the writer extends it from the head.
-    auto tree = load_frontier(*impl, head->position.value());
-    if (!tree && tree.error().code == errc::corruption) {
-      tree = backfill_tree(*impl, head->position.value());
-    }
-    if (!tree) return tree.error();
-    WriterDeps deps;
-    deps.db = impl->db.get();
-    deps.events = impl->events;
-    deps.stream_index = impl->stream_index;
-    deps.stream_heads = impl->stream_heads;
-    deps.dedupe = impl->dedupe;
-    deps.meta = impl->meta;
-    deps.merkle = impl->merkle;
-    deps.entity_index = impl->entity_index;
-    deps.options = &impl->options;
-    deps.clock = impl->clock.get();
-    deps.head = impl->head.get();
-    impl->writer = std::make_unique<GroupCommitWriter>(deps, last_recorded_at_ns, std::move(*tree));
+    if (auto r = start_writer(*impl, *last_recorded_at_ns); !r) return r.error();
   }
   return std::unique_ptr<Log>(new Log(std::move(impl)));
 }
 
 result<Head> Log::catch_up() {
+
   if (impl_->options.secondary_dir.empty()) {
     return make_error(errc::invalid_argument, "catch_up needs a secondary open");
   }
-  if (auto s = impl_->db->TryCatchUpWithPrimary(); !s.ok()) {
+  rocksdb::DB& db = impl_->db->db();
+  if (auto s = db.TryCatchUpWithPrimary(); !s.ok()) {
     return from_status(s, "catching up with the writer");
   }
   std::string head_bytes;
-  if (auto hs = impl_->db->Get(rocksdb::ReadOptions(), impl_->meta, keys::kMetaHead, &head_bytes);
+  if (auto hs = db.Get(rocksdb::ReadOptions(), impl_->meta, keys::kMetaHead, &head_bytes);
       !hs.ok()) {
     return from_status(hs, "reading the head");
   }
   auto head = keys::HeadValue::decode(head_bytes);
   if (!head) return make_error(errc::corruption, "malformed head in meta");
   impl_->head->publish(Head{head->position, head->hash});
-  std::lock_guard lock(impl_->models_mu);
-  for (auto& [name, store] : impl_->models) {
-    if (auto c = store->load_checkpoint(); !c) return c.error();
-  }
   return impl_->head->get();
 }
 
@@ -466,7 +523,7 @@ result<std::vector<RecordedEvent>> Log::read_stream(std::string_view stream, Str
   std::vector<uint64_t> versions;
   {
     std::unique_ptr<rocksdb::Iterator> it(
-        impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->stream_index));
+        impl_->db->db().NewIterator(rocksdb::ReadOptions(), impl_->stream_index));
     auto in_stream = [&] { return it->Valid() && it->key().starts_with(prefix); };
     if (direction == Direction::forward) {
       it->Seek(keys::stream_index_key(stream, std::max(from, StreamVersion(1))));
@@ -498,7 +555,7 @@ result<std::vector<RecordedEvent>> Log::read_stream(std::string_view stream, Str
   std::vector<rocksdb::Slice> keys_to_get(key_bytes.begin(), key_bytes.end());
   std::vector<rocksdb::PinnableSlice> values(keys_to_get.size());
   std::vector<rocksdb::Status> statuses(keys_to_get.size());
-  impl_->db->MultiGet(rocksdb::ReadOptions(), impl_->events, keys_to_get.size(), keys_to_get.data(),
+  impl_->db->db().MultiGet(rocksdb::ReadOptions(), impl_->events, keys_to_get.size(), keys_to_get.data(),
                       values.data(), statuses.data());
 
   std::vector<RecordedEvent> out;
@@ -535,7 +592,7 @@ result<std::vector<RecordedEvent>> Log::read_all(Position from, size_t max_count
   const rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->events));
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->db().NewIterator(ro, impl_->events));
   uint64_t expected = from.value();
   for (it->Seek(keys::position_key(from)); it->Valid() && out.size() < max_count; it->Next()) {
     auto pos = keys::parse_be64(it->key().ToStringView());
@@ -571,7 +628,7 @@ result<StreamVersion> Log::stream_version(std::string_view stream) const {
   const uint64_t head = impl_->head->position().value();
   const std::string prefix = keys::stream_index_prefix(stream);
   std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->stream_index));
+      impl_->db->db().NewIterator(rocksdb::ReadOptions(), impl_->stream_index));
   for (it->SeekForPrev(keys::stream_index_key(stream, StreamVersion(UINT64_MAX)));
        it->Valid() && it->key().starts_with(prefix); it->Prev()) {
     auto entry = keys::IndexEntry::decode(it->key().ToStringView().substr(prefix.size()),
@@ -607,73 +664,8 @@ LogStats Log::stats() const {
   return s;
 }
 
-const std::filesystem::path& Log::dir() const {
+const DataDir& Log::dir() const {
   return impl_->dir;
-}
-
-KeyStore& Log::keys() {
-  return *impl_->key_store;
-}
-
-result<ModelStore*> Log::model_store(std::string_view name) {
-  const bool valid = !name.empty() && name.size() <= kMaxModelNameBytes &&
-                     std::all_of(name.begin(), name.end(), [](char c) {
-                       return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-                              c == '.' || c == '-' || c == '@';
-                     });
-  if (!valid) {
-    return make_error(errc::invalid_argument,
-                      fmt::format("model names are 1..{} of [a-z0-9_.@-]", kMaxModelNameBytes));
-  }
-  std::lock_guard lock(impl_->models_mu);
-  if (auto it = impl_->models.find(name); it != impl_->models.end()) return it->second.get();
-  if (!impl_->writer) return make_error(errc::read_only, "the log is open read-only");
-  rocksdb::ColumnFamilyHandle* handle = nullptr;
-  const std::string family = std::string(keys::kModelCfPrefix) + std::string(name);
-  if (auto s =
-          impl_->db->CreateColumnFamily(family_options(impl_->block_cache, true), family, &handle);
-      !s.ok()) {
-    return from_status(s, fmt::format("creating read model '{}'", name));
-  }
-  impl_->handles.push_back(handle);
-  auto store = std::make_unique<ModelStore>(impl_->db.get(), handle, std::string(name), false);
-  ModelStore* raw = store.get();
-  impl_->models.emplace(std::string(name), std::move(store));
-  return raw;
-}
-
-result<void> Log::drop_model_store(std::string_view name) {
-  std::lock_guard lock(impl_->models_mu);
-  auto it = impl_->models.find(name);
-  if (it == impl_->models.end()) {
-    return make_error(errc::not_found, fmt::format("no read model '{}'", name));
-  }
-  if (!impl_->writer) return make_error(errc::read_only, "the log is open read-only");
-  if (auto s = impl_->db->DropColumnFamily(it->second->family()); !s.ok()) {
-    return from_status(s, fmt::format("dropping read model '{}'", name));
-  }
-  std::error_code ec;
-  std::filesystem::remove_all(model_dir(name), ec);
-  if (ec) {
-    return make_error(errc::io_error,
-                      fmt::format("removing {}: {}", model_dir(name).string(), ec.message()));
-  }
-  // The handle stays open (in `handles`) until the log closes: RocksDB keeps
-  // a dropped family readable through it, for readers still holding it.
-  impl_->retired_models.push_back(std::move(it->second));
-  impl_->models.erase(it);
-  return {};
-}
-
-std::filesystem::path Log::model_dir(std::string_view name) const {
-  return impl_->dir / "models" / std::string(name);
-}
-
-std::vector<std::string> Log::model_stores() const {
-  std::lock_guard lock(impl_->models_mu);
-  std::vector<std::string> names;
-  for (const auto& [name, store] : impl_->models) names.push_back(name);
-  return names;
 }
 
 result<std::optional<Position>> Log::latest_entity_event(std::string_view stream,
@@ -683,10 +675,11 @@ result<std::optional<Position>> Log::latest_entity_event(std::string_view stream
     return r.error();
   if (auto r = check_name("entity", entity, o.max_entity_bytes, false); !r) return r.error();
   // Entries of written but unacknowledged groups sort after the head's.
+  if (impl_->entity_index == nullptr) return std::optional<Position>();  // an older log, read-only
   const Position head = impl_->head->position();
   const std::string prefix = keys::entity_prefix(stream, entity);
   std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->entity_index));
+      impl_->db->db().NewIterator(rocksdb::ReadOptions(), impl_->entity_index));
   it->SeekForPrev(keys::entity_key(stream, entity, head));
   if (!it->status().ok()) return from_status(it->status(), "reading the entity index");
   if (!it->Valid() || !it->key().starts_with(prefix)) return std::optional<Position>();
@@ -699,7 +692,7 @@ result<std::optional<Position>> Log::latest_entity_event(std::string_view stream
 result<std::string> Log::entity_index_name() const {
   std::string name;
   const rocksdb::Status s =
-      impl_->db->Get(rocksdb::ReadOptions(), impl_->meta, keys::kMetaEntityIndex, &name);
+      impl_->db->db().Get(rocksdb::ReadOptions(), impl_->meta, keys::kMetaEntityIndex, &name);
   if (s.IsNotFound()) return std::string();
   if (!s.ok()) return from_status(s, "reading the entity index's name");
   return name;
@@ -712,7 +705,7 @@ result<void> Log::rebuild_entity_index(std::string_view name, const EntityExtrac
   // Everything in the family sorts before 0xFF: stream names are UTF-8.
   const std::string end(1, '\xff');
   rocksdb::WriteOptions wo;
-  if (auto s = impl_->db->DeleteRange(wo, impl_->entity_index, "", end); !s.ok())
+  if (auto s = impl_->db->db().DeleteRange(wo, impl_->entity_index, "", end); !s.ok())
     return from_status(s, "clearing the entity index");
   const Position head = impl_->head->position();
   constexpr size_t kPageEvents = 10'000;
@@ -730,12 +723,12 @@ result<void> Log::rebuild_entity_index(std::string_view name, const EntityExtrac
       batch.Put(impl_->entity_index, keys::entity_key(e.stream(), entity, e.position()),
                 keys::be64(e.version().value()));
     }
-    if (auto s = impl_->db->Write(wo, &batch); !s.ok())
+    if (auto s = impl_->db->db().Write(wo, &batch); !s.ok())
       return from_status(s, "writing the entity index");
     next = page->back().position().next();
   }
   wo.sync = true;
-  if (auto s = impl_->db->Put(wo, impl_->meta, keys::kMetaEntityIndex,
+  if (auto s = impl_->db->db().Put(wo, impl_->meta, keys::kMetaEntityIndex,
                               rocksdb::Slice(name.data(), name.size()));
       !s.ok()) {
     return from_status(s, "recording the entity index's name");
@@ -746,7 +739,7 @@ result<void> Log::rebuild_entity_index(std::string_view name, const EntityExtrac
 result<std::optional<RecordedEvent>> Log::find_event(const Uuid& id) const {
   std::string value;
   const rocksdb::Status s =
-      impl_->db->Get(rocksdb::ReadOptions(), impl_->dedupe, keys::dedupe_key(id.hi, id.lo), &value);
+      impl_->db->db().Get(rocksdb::ReadOptions(), impl_->dedupe, keys::dedupe_key(id.hi, id.lo), &value);
   if (s.IsNotFound()) return std::optional<RecordedEvent>();
   if (!s.ok()) return from_status(s, "reading the dedupe index");
   auto entry = keys::DedupeEntry::decode(value);

@@ -40,11 +40,10 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/data_dir.h"
 #include "core/event.h"
 #include "core/expected_version.h"
-#include "core/keystore.h"
 #include "core/metrics.h"
-#include "core/model_store.h"
 #include "core/named_type.h"
 #include "core/result.h"
 #include "core/sha256.h"
@@ -165,10 +164,16 @@ struct AppendRequest;
 
 class Log {
  public:
-  // Opens (or creates) the log in `dir`. Errors: errc::not_found (no log
-  // and !create_if_missing), errc::locked (another process has it open for
+  // Opens (or creates) the log of the data directory `dir` (the log's
+  // RocksDB is at its root, DataDir::log_dir()). A writable open of a data
+  // dir written by an older engram migrates it first: the keys and read
+  // models it kept inside the log move to their own databases
+  // (core/data_dir.h). Errors: errc::not_found (no log and
+  // !create_if_missing), errc::locked (another process has it open for
   // writing), errc::corruption (meta and events disagree), errc::io_error,
-  // errc::invalid_argument (inconsistent options).
+  // errc::invalid_argument (inconsistent options; a read-only open of a
+  // data dir that still needs the migration).
+  static result<std::unique_ptr<Log>> open(const DataDir& dir, const LogOptions& options = {});
   static result<std::unique_ptr<Log>> open(const std::filesystem::path& dir,
                                            const LogOptions& options = {});
   // Drains queued appends (they complete normally), then closes.
@@ -225,19 +230,14 @@ class Log {
                               const std::function<void(uint64_t, uint64_t)>& progress = {},
                               size_t threads = 2) const;
 
-  // The log's id (meta node_id); signed checkpoints name it.
+  // The log's id; signed checkpoints name it. It belongs to the log, not to
+  // the node that holds it: a replica of this log has the same id.
   const Uuid& log_id() const;
 
-  // The Merkle tree over the event hashes (core/merkle.h, RFC 6962): the
-  // root of the tree of the first `size` events, the inclusion proof of the
-  // event at `position` in the tree of `tree_size` events, and the proof
-  // that the tree of new_size events extends the one of old_size. Each reads
-  // O(log size) stored nodes and at most a few hundred events.
-  // errc::invalid_argument for a size past the head or a position outside
-  // the tree; errc::corruption when a stored node or event is missing.
-  result<Hash256> tree_root(Position size) const;
-  result<std::vector<Hash256>> inclusion_proof(Position position, Position tree_size) const;
-  result<std::vector<Hash256>> consistency_proof(Position old_size, Position new_size) const;
+  // A secondary open (LogOptions::secondary_dir): takes in what the writer
+  // has written since, and returns the new head. errc::invalid_argument on
+  // any other open.
+  result<Head> catch_up();
 
   // The entity index (EventData::entity): the position of the latest
   // acknowledged event of `stream` that named `entity`; nullopt when none
@@ -260,36 +260,14 @@ class Log {
   // nullopt when it is unknown, forgotten or not yet acknowledged.
   result<std::optional<RecordedEvent>> find_event(const Uuid& id) const;
 
-  // A secondary open (LogOptions::secondary_dir): takes in what the writer
-  // has written since, and returns the new head. errc::invalid_argument on
-  // any other open.
-  result<Head> catch_up();
-
-  // Per-owner encryption keys, stored beside the log (core/keystore.h).
-  KeyStore& keys();
-
-  // The store of read model `name` (1..kMaxModelNameBytes of [a-z0-9_.@-]),
-  // created when missing (not on a read-only log). Stores live as long as
-  // the Log, dropped ones too: a reader holding a dropped store keeps
-  // reading what it held, but nothing writes to it any more.
-  static constexpr size_t kMaxModelNameBytes = 64;
-  result<ModelStore*> model_store(std::string_view name);
-  // Deletes a store and all its data (a replaced model version), including
-  // its model_dir().
-  result<void> drop_model_store(std::string_view name);
-  // Where a read model keeps files outside RocksDB (a full-text index, a
-  // vector index snapshot): <dir>/models/<name>. Not created here.
-  std::filesystem::path model_dir(std::string_view name) const;
-  // The names of the stores that exist.
-  std::vector<std::string> model_stores() const;
-
   Health health() const;
   LogStats stats() const;
-  const std::filesystem::path& dir() const;
+  const DataDir& dir() const;
 
   struct Impl;
 
  private:
+  friend class LogTree;
   explicit Log(std::unique_ptr<Impl> impl);
   result<void> prepare(std::string_view stream, ExpectedVersion expected,
                        std::span<const EventData> events, const AppendContext& context,

@@ -5,16 +5,13 @@
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 
-#include <map>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "core/head_state.h"
-#include "core/keystore_rocks.h"
 #include "core/log.h"
 #include "core/merkle.h"
-#include "core/model_store.h"
+#include "core/rocks_db.h"
 #include "core/writer.h"
 
 namespace engram::core {
@@ -36,31 +33,26 @@ class DedupeWindowFilter final : public rocksdb::CompactionFilter {
 };
 
 struct Log::Impl {
-  std::filesystem::path dir;
+  explicit Impl(DataDir d) : dir(std::move(d)) {}
+  ~Impl();
+
+  DataDir dir;
   LogOptions options;
   std::shared_ptr<Clock> clock;
   std::unique_ptr<HeadState> head;
   std::unique_ptr<DedupeWindowFilter> dedupe_filter;
-  std::unique_ptr<rocksdb::DB> db;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // owned; destroyed before db
+  std::shared_ptr<rocksdb::Cache> block_cache;
+  std::unique_ptr<RocksDb> db;
+  // Handles owned by db.
   rocksdb::ColumnFamilyHandle* events = nullptr;
   rocksdb::ColumnFamilyHandle* stream_index = nullptr;
   rocksdb::ColumnFamilyHandle* stream_heads = nullptr;
   rocksdb::ColumnFamilyHandle* dedupe = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
   rocksdb::ColumnFamilyHandle* merkle = nullptr;
-  rocksdb::ColumnFamilyHandle* entity_index = nullptr;
+  rocksdb::ColumnFamilyHandle* entity_index = nullptr;  // null: an older log opened read-only
   Uuid log_id;
-  std::unique_ptr<RocksKeyStore> key_store;
-  std::shared_ptr<rocksdb::Cache> block_cache;
-  std::mutex models_mu;  // guards models and, for model families, handles
-  std::map<std::string, std::unique_ptr<ModelStore>, std::less<>> models;
-  // Dropped stores, kept (with their family handles, in `handles`) until the
-  // log closes, so a reader that still holds one reads what it held.
-  std::vector<std::unique_ptr<ModelStore>> retired_models;
   std::unique_ptr<GroupCommitWriter> writer;  // null when read-only
-
-  ~Impl();
 };
 
 // The log's stored tree as a merkle::Source (core/log_merkle.cc).

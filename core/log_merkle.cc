@@ -5,6 +5,7 @@
 
 #include "core/keys.h"
 #include "core/log_impl.h"
+#include "core/log_tree.h"
 #include "core/merkle.h"
 
 namespace engram::core {
@@ -13,7 +14,7 @@ LogTreeSource::LogTreeSource(const Log::Impl& impl) : impl_(impl) {}
 
 result<Hash256> LogTreeSource::node(merkle::NodeId id) {
   std::string value;
-  const rocksdb::Status s = impl_.db->Get(rocksdb::ReadOptions(), impl_.merkle,
+  const rocksdb::Status s = impl_.db->db().Get(rocksdb::ReadOptions(), impl_.merkle,
                                           keys::merkle_node_key(id.level, id.index), &value);
   if (s.IsNotFound()) {
     return make_error(errc::corruption, fmt::format("Merkle node (level {}, index {}) is missing",
@@ -34,7 +35,7 @@ result<std::vector<Hash256>> LogTreeSource::leaves(uint64_t first, uint64_t coun
   std::vector<Hash256> out;
   out.reserve(count);
   rocksdb::ReadOptions ro;
-  std::unique_ptr<rocksdb::Iterator> it(impl_.db->NewIterator(ro, impl_.events));
+  std::unique_ptr<rocksdb::Iterator> it(impl_.db->db().NewIterator(ro, impl_.events));
   // Leaf i is the event at position i + 1.
   uint64_t expected = first + 1;
   for (it->Seek(keys::position_key(Position(expected))); it->Valid() && out.size() < count;
@@ -79,7 +80,7 @@ result<merkle::Frontier> backfill_tree(const Log::Impl& impl, uint64_t size) {
     if (batch.Count() == 0) return {};
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    if (auto s = impl.db->Write(wo, &batch); !s.ok()) {
+    if (auto s = impl.db->db().Write(wo, &batch); !s.ok()) {
       return make_error(errc::io_error, "writing Merkle nodes: " + s.ToString());
     }
     batch.Clear();
@@ -87,7 +88,7 @@ result<merkle::Frontier> backfill_tree(const Log::Impl& impl, uint64_t size) {
   };
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
-  std::unique_ptr<rocksdb::Iterator> it(impl.db->NewIterator(ro, impl.events));
+  std::unique_ptr<rocksdb::Iterator> it(impl.db->db().NewIterator(ro, impl.events));
   uint64_t expected = 1;
   for (it->SeekToFirst(); it->Valid() && expected <= size; it->Next(), ++expected) {
     auto pos = keys::parse_be64(it->key().ToStringView());
@@ -115,37 +116,39 @@ const Uuid& Log::log_id() const {
   return impl_->log_id;
 }
 
-result<Hash256> Log::tree_root(Position size) const {
-  if (size > head().position) {
+result<Hash256> LogTree::root(Position size) const {
+  if (size > log_.head().position) {
     return make_error(errc::invalid_argument, fmt::format("tree size {} is past the head ({})",
-                                                          size.value(), head().position.value()));
+                                                          size.value(), log_.head().position.value()));
   }
-  LogTreeSource src(*impl_);
+  LogTreeSource src(*log_.impl_);
   return merkle::root(src, size.value());
 }
 
-result<std::vector<Hash256>> Log::inclusion_proof(Position position, Position tree_size) const {
-  if (tree_size > head().position) {
+result<std::vector<Hash256>> LogTree::inclusion_proof(Position position,
+                                                      Position tree_size) const {
+  if (tree_size > log_.head().position) {
     return make_error(errc::invalid_argument,
                       fmt::format("tree size {} is past the head ({})", tree_size.value(),
-                                  head().position.value()));
+                                  log_.head().position.value()));
   }
   if (position.value() == 0 || position > tree_size) {
     return make_error(errc::invalid_argument,
                       fmt::format("position {} is not in a tree of {} events", position.value(),
                                   tree_size.value()));
   }
-  LogTreeSource src(*impl_);
+  LogTreeSource src(*log_.impl_);
   return merkle::inclusion_proof(src, position.value() - 1, tree_size.value());
 }
 
-result<std::vector<Hash256>> Log::consistency_proof(Position old_size, Position new_size) const {
-  if (new_size > head().position) {
+result<std::vector<Hash256>> LogTree::consistency_proof(Position old_size,
+                                                        Position new_size) const {
+  if (new_size > log_.head().position) {
     return make_error(errc::invalid_argument,
                       fmt::format("tree size {} is past the head ({})", new_size.value(),
-                                  head().position.value()));
+                                  log_.head().position.value()));
   }
-  LogTreeSource src(*impl_);
+  LogTreeSource src(*log_.impl_);
   return merkle::consistency_proof(src, old_size.value(), new_size.value());
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 
 // Storage for read models. Each model (a projection at one version) has its
-// own column family in the log's database, "model:<name>", holding its data
-// and its checkpoint: the position of the last event it applied.
+// own column family, "model:<name>", in the read models' database
+// (core/model_db.h), holding its data and its checkpoint: the position of
+// the last event it applied.
 //
 // Contract
 // - commit(batch, checkpoint) writes the batch and the new checkpoint in one

@@ -87,7 +87,7 @@ void check_chunk(const Log::Impl& impl, uint64_t first, uint64_t last, bool tree
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;  // a full scan must not evict the working set
   ro.readahead_size = 2 << 20;
-  std::unique_ptr<rocksdb::Iterator> it(impl.db->NewIterator(ro, impl.events));
+  std::unique_ptr<rocksdb::Iterator> it(impl.db->db().NewIterator(ro, impl.events));
   LogTreeSource stored(impl);
   merkle::Frontier frontier;
   // Leaf index of the chunk's first leaf; chunks start aligned (tree only from 1).
@@ -155,8 +155,8 @@ IndexScan scan_index(const Log::Impl& impl, uint64_t mix_key, uint64_t head) {
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
   ro.readahead_size = 2 << 20;
-  std::unique_ptr<rocksdb::Iterator> idx(impl.db->NewIterator(ro, impl.stream_index));
-  std::unique_ptr<rocksdb::Iterator> heads(impl.db->NewIterator(ro, impl.stream_heads));
+  std::unique_ptr<rocksdb::Iterator> idx(impl.db->db().NewIterator(ro, impl.stream_index));
+  std::unique_ptr<rocksdb::Iterator> heads(impl.db->db().NewIterator(ro, impl.stream_heads));
   heads->SeekToFirst();
   std::string stream;
   uint64_t last_version = 0;
@@ -221,6 +221,10 @@ IndexScan scan_index(const Log::Impl& impl, uint64_t mix_key, uint64_t head) {
   }
   if (!close_stream()) return out;
   while (live && heads->Valid()) heads->Next();
+  if (!heads->status().ok()) {
+    out.error = make_error(errc::io_error, heads->status().ToString());
+    return out;
+  }
   if (heads->Valid()) {
     out.problem = Problem{0, fmt::format("stream '{}' has a head entry but no indexed events",
                                          heads->key().ToStringView())};
@@ -232,7 +236,7 @@ IndexScan scan_index(const Log::Impl& impl, uint64_t mix_key, uint64_t head) {
 // at an event of another stream or version, or the first event with no entry.
 Problem find_index_problem(const Log::Impl& impl, uint64_t head) {
   rocksdb::ReadOptions ro;
-  std::unique_ptr<rocksdb::Iterator> idx(impl.db->NewIterator(ro, impl.stream_index));
+  std::unique_ptr<rocksdb::Iterator> idx(impl.db->db().NewIterator(ro, impl.stream_index));
   for (idx->SeekToFirst(); idx->Valid(); idx->Next()) {
     const std::string_view key = idx->key().ToStringView();
     const size_t nul = key.find('\0');
@@ -240,8 +244,12 @@ Problem find_index_problem(const Log::Impl& impl, uint64_t head) {
     const std::string_view stream = key.substr(0, nul);
     std::string value;
     result<RecordedEvent> ev = make_error(errc::not_found, "no event");
-    if (impl.db->Get(ro, impl.events, keys::position_key(entry->position), &value).ok()) {
+    const rocksdb::Status got =
+        impl.db->db().Get(ro, impl.events, keys::position_key(entry->position), &value);
+    if (got.ok()) {
       ev = RecordedEvent::decode(std::move(value));
+    } else if (!got.IsNotFound()) {
+      return Problem{entry->position.value(), "reading the event: " + got.ToString()};
     }
     if (entry->position.value() > head || !ev || ev->stream() != stream ||
         ev->version() != entry->version) {
@@ -254,20 +262,24 @@ Problem find_index_problem(const Log::Impl& impl, uint64_t head) {
                          : std::string("no event"))};
     }
   }
-  std::unique_ptr<rocksdb::Iterator> events(impl.db->NewIterator(ro, impl.events));
+  if (!idx->status().ok()) return Problem{0, "reading the stream index: " + idx->status().ToString()};
+  std::unique_ptr<rocksdb::Iterator> events(impl.db->db().NewIterator(ro, impl.events));
   for (events->SeekToFirst(); events->Valid(); events->Next()) {
     auto ev = RecordedEvent::decode(events->value().ToString());
     if (!ev) continue;
     std::string value;
-    if (!impl.db
-             ->Get(ro, impl.stream_index, keys::stream_index_key(ev->stream(), ev->version()),
-                   &value)
-             .ok()) {
+    const rocksdb::Status got = impl.db->db().Get(
+        ro, impl.stream_index, keys::stream_index_key(ev->stream(), ev->version()), &value);
+    if (!got.ok() && !got.IsNotFound()) {
+      return Problem{ev->position().value(), "reading the stream index: " + got.ToString()};
+    }
+    if (!got.ok()) {
       return Problem{ev->position().value(),
                      fmt::format("event at position {} ('{}' version {}) has no stream index entry",
                                  ev->position().value(), ev->stream(), ev->version().value())};
     }
   }
+  if (!events->status().ok()) return Problem{0, "reading the events: " + events->status().ToString()};
   return Problem{0, "the stream index and the events disagree"};
 }
 
@@ -295,7 +307,7 @@ result<VerifyReport> Log::verify(Position from, Position to,
   if (from.value() > 1) {
     std::string value;
     const rocksdb::Status s =
-        impl_->db->Get(rocksdb::ReadOptions(), impl_->events,
+        impl_->db->db().Get(rocksdb::ReadOptions(), impl_->events,
                        keys::position_key(Position(from.value() - 1)), &value);
     if (s.IsNotFound()) return broken({from.value() - 1, "event missing"});
     if (!s.ok()) return make_error(errc::io_error, s.ToString());
@@ -411,7 +423,7 @@ result<VerifyReport> Log::verify(Position from, Position to,
     // With a live writer, events past the head are a group being synced; in
     // a read-only view nothing may lie beyond it.
     std::unique_ptr<rocksdb::Iterator> it(
-        impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->events));
+        impl_->db->db().NewIterator(rocksdb::ReadOptions(), impl_->events));
     it->Seek(keys::position_key(Position(to.value() + 1)));
     if (it->Valid()) {
       problem = Problem{to.value() + 1, fmt::format("event stored beyond the head ({}) recorded "

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "core/logging.h"
+#include "core/thread_role.h"
 
 namespace engram::projections {
 namespace {
@@ -32,13 +33,13 @@ double version_gauge(const std::shared_ptr<Worker>& w) {
 }  // namespace
 
 core::result<std::unique_ptr<Runtime>> Runtime::start(
-    core::Log& log, std::vector<std::shared_ptr<Projection>> projections, WorkerOptions options,
-    RuntimeOptions runtime_options) {
-  std::unique_ptr<Runtime> rt(new Runtime(log, runtime_options));
+    const core::Log& log, core::ModelDb& models, std::vector<std::shared_ptr<Projection>> projections,
+    WorkerOptions options, RuntimeOptions runtime_options) {
+  std::unique_ptr<Runtime> rt(new Runtime(log, models, runtime_options));
   // By name, highest version first.
   std::map<std::string, std::vector<std::shared_ptr<Projection>>, std::less<>> by_name;
   for (auto& p : projections) by_name[std::string(p->name())].push_back(std::move(p));
-  const std::vector<std::string> existing = log.model_stores();
+  const std::vector<std::string> existing = models.stores();
   for (auto& [name, versions] : by_name) {
     std::sort(versions.begin(), versions.end(),
               [](const auto& a, const auto& b) { return a->version() > b->version(); });
@@ -60,7 +61,7 @@ core::result<std::unique_ptr<Runtime>> Runtime::start(
         slot.stale_stores.push_back(store);
       }
     }
-    auto target_worker = Worker::start(log, versions.front(), options);
+    auto target_worker = Worker::start(log, models, versions.front(), options);
     if (!target_worker) return target_worker.error();
     if (others.empty()) {
       slot.serving = std::move(*target_worker);
@@ -71,7 +72,7 @@ core::result<std::unique_ptr<Runtime>> Runtime::start(
         if (std::find(others.begin(), others.end(), versions[i]->version()) == others.end()) {
           continue;
         }
-        auto legacy = Worker::start(log, versions[i], options);
+        auto legacy = Worker::start(log, models, versions[i], options);
         if (!legacy) return legacy.error();
         slot.serving = std::move(*legacy);
       }
@@ -84,7 +85,10 @@ core::result<std::unique_ptr<Runtime>> Runtime::start(
     slot.head_seen = log.head().position;
     rt->slots_.push_back(std::move(slot));
   }
-  rt->watcher_ = std::thread([raw = rt.get()] { raw->watch(); });
+  rt->watcher_ = std::thread([raw = rt.get()] {
+    core::set_thread_role(core::ThreadRole::maintenance);
+    raw->watch();
+  });
   return rt;
 }
 
@@ -105,8 +109,19 @@ void Runtime::watch() {
                       [&] { return stopping_; });
     if (stopping_) return;
     for (auto& slot : slots_) {
-      if (!slot.building) continue;
+      if (!slot.building || !slot.rebuild_failure.empty()) continue;
       const core::Position head = log_.head().position;
+      if (const WorkerStats st = slot.building->stats(); st.failed) {
+        // It never catches up: say so once, and stop calling it a rebuild.
+        // The old version (if any) keeps serving; the failed worker stays
+        // for its stats until the runtime stops.
+        slot.rebuild_failure = st.failure;
+        core::logging::write(core::logging::Level::error, "projection rebuild failed",
+                             {{"projection", slot.name},
+                              {"version", slot.building->projection().version()},
+                              {"reason", st.failure}});
+        continue;
+      }
       if (slot.building->position() < slot.head_seen) {
         slot.head_seen = head;
         continue;
@@ -119,7 +134,7 @@ void Runtime::watch() {
       lock.unlock();
       if (old) old->stop();
       for (const auto& store : stale) {
-        if (auto r = log_.drop_model_store(store); !r) {
+        if (auto r = models_.drop(store); !r) {
           core::logging::write(core::logging::Level::warn, "dropping a replaced model failed",
                                {{"store", store}, {"error", r.error().to_string()}});
         }
@@ -150,8 +165,22 @@ std::optional<Runtime::Status> Runtime::status(std::string_view name) const {
   std::lock_guard lock(mu_);
   const Slot* s = slot(name);
   if (s == nullptr) return std::nullopt;
-  return Status{static_cast<uint32_t>(version_gauge(s->serving)),
-                static_cast<uint32_t>(version_gauge(s->building))};
+  Status st;
+  st.serving_version = static_cast<uint32_t>(version_gauge(s->serving));
+  if (s->building && s->rebuild_failure.empty()) {
+    st.building_version = static_cast<uint32_t>(version_gauge(s->building));
+  }
+  if (s->serving) {
+    WorkerStats ws = s->serving->stats();
+    st.failed = ws.failed;
+    st.failure = std::move(ws.failure);
+  }
+  if (!st.failed && !s->rebuild_failure.empty()) {
+    st.failed = true;
+    st.failure = fmt::format("rebuilding version {}: {}", s->building->projection().version(),
+                             s->rebuild_failure);
+  }
+  return st;
 }
 
 std::vector<std::shared_ptr<Worker>> Runtime::workers() const {
@@ -202,9 +231,12 @@ void Runtime::register_metrics(core::metrics::Registry& registry) const {
                                    ? 0.0
                                    : static_cast<double>(now_ms - st.last_commit_unix_ms) / 1e3;
                       });
-    registry.gauge_fn("engram_projection_failed", "1 once a projection's worker has failed.",
-                      labels, [current] {
-                        auto w = current();
+    registry.gauge_fn("engram_projection_failed",
+                      "1 once a projection's serving worker or its rebuild has failed.", labels,
+                      [this, name, current] {
+                        auto st = status(name);
+                        if (st && st->failed) return 1.0;
+                        auto w = current();  // nothing serves: the one building
                         return w && w->stats().failed ? 1.0 : 0.0;
                       });
     registry.gauge_fn("engram_projection_version",

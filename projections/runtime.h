@@ -20,11 +20,15 @@
 //   readable until it closes).
 // - Without a store of another version the target serves at once, while it
 //   catches up (queries carry its position; min_position waits).
+// - A rebuild that fails is logged once with its cause and reported by
+//   status() and engram_projection_failed; it is no longer "rebuilding".
+//   Whatever served before keeps serving.
 //
 // Metrics (per projection label): engram_projection_position (last applied
 // position), engram_projection_lag_events (log head minus that),
 // engram_projection_lag_seconds (0 when caught up, else the time since the
-// last commit), engram_projection_failed (1 once the worker has failed),
+// last commit), engram_projection_failed (1 once the serving worker or a
+// rebuild has failed; status() says why),
 // engram_projection_version (the version serving queries; 0: none) and
 // engram_projection_rebuilding (1 while a new version builds beside).
 
@@ -40,6 +44,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/model_db.h"
 #include "projections/worker.h"
 
 namespace engram::projections {
@@ -50,9 +55,11 @@ struct RuntimeOptions {
 
 class Runtime {
  public:
+  // The stores live in `models`; the log and models must outlive the runtime.
   static core::result<std::unique_ptr<Runtime>> start(
-      core::Log& log, std::vector<std::shared_ptr<Projection>> projections,
-      WorkerOptions options = {}, RuntimeOptions runtime_options = {});
+      const core::Log& log, core::ModelDb& models,
+      std::vector<std::shared_ptr<Projection>> projections, WorkerOptions options = {},
+      RuntimeOptions runtime_options = {});
   ~Runtime();  // stops every worker
 
   // The worker serving queries for this projection name; null when there is
@@ -61,7 +68,9 @@ class Runtime {
 
   struct Status {
     uint32_t serving_version = 0;   // 0: nothing serves
-    uint32_t building_version = 0;  // 0: no rebuild under way
+    uint32_t building_version = 0;  // 0: no rebuild under way (or it failed)
+    bool failed = false;            // the serving worker or the rebuild failed
+    std::string failure;            // why
   };
   std::optional<Status> status(std::string_view name) const;
 
@@ -77,12 +86,15 @@ class Runtime {
     std::shared_ptr<Worker> building;
     std::vector<std::string> stale_stores;  // dropped at the swap
     core::Position head_seen;
+    std::string rebuild_failure;  // set once `building` failed
   };
-  explicit Runtime(core::Log& log, RuntimeOptions options) : log_(log), options_(options) {}
+  Runtime(const core::Log& log, core::ModelDb& models, RuntimeOptions options)
+      : log_(log), models_(models), options_(options) {}
   void watch();  // the swap thread
   const Slot* slot(std::string_view name) const;
 
-  core::Log& log_;
+  const core::Log& log_;
+  core::ModelDb& models_;
   RuntimeOptions options_;
   mutable std::mutex mu_;  // guards slots_' workers
   std::condition_variable stop_cv_;

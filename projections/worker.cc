@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "core/assert.h"
+#include "core/logging.h"
+#include "core/thread_role.h"
 
 namespace engram::projections {
 namespace {
@@ -19,7 +21,7 @@ std::string store_name(const Projection& p) {
   return fmt::format("{}@v{}", p.name(), p.version());
 }
 
-core::result<std::unique_ptr<Worker>> Worker::start(core::Log& log,
+core::result<std::unique_ptr<Worker>> Worker::start(const core::Log& log, core::ModelDb& models,
                                                     std::shared_ptr<Projection> projection,
                                                     WorkerOptions options) {
   ENGRAM_ASSERT(projection != nullptr);
@@ -29,16 +31,24 @@ core::result<std::unique_ptr<Worker>> Worker::start(core::Log& log,
   if (options.max_batch_events == 0) {
     return core::make_error(core::errc::invalid_argument, "max_batch_events must be > 0");
   }
-  auto store = log.model_store(options.store.empty() ? store_name(*projection) : options.store);
+  auto store = models.store(options.store.empty() ? store_name(*projection) : options.store);
   if (!store) return store.error();
-  std::unique_ptr<Worker> w(new Worker(log, std::move(projection), **store, std::move(options)));
-  w->thread_ = std::thread([raw = w.get()] { raw->run(); });
+  std::unique_ptr<Worker> w(
+      new Worker(log, models, std::move(projection), **store, std::move(options)));
+  w->thread_ = std::thread([raw = w.get()] {
+    core::set_thread_role(core::ThreadRole::projection);
+    raw->run();
+  });
   return w;
 }
 
-Worker::Worker(core::Log& log, std::shared_ptr<Projection> projection, core::ModelStore& store,
-               WorkerOptions options)
-    : log_(log), projection_(std::move(projection)), store_(&store), options_(std::move(options)) {
+Worker::Worker(const core::Log& log, core::ModelDb& models, std::shared_ptr<Projection> projection,
+               core::ModelStore& store, WorkerOptions options)
+    : log_(log),
+      models_(models),
+      projection_(std::move(projection)),
+      store_(&store),
+      options_(std::move(options)) {
   for (auto& t : projection_->event_types()) types_.insert(std::move(t));
   stats_.position = store_->checkpoint();
 }
@@ -63,8 +73,11 @@ void Worker::when_reached(core::Position position, std::chrono::milliseconds tim
     std::lock_guard lock(mu_);
     if (this->position() < position && !stats_.failed && !stopping_ &&
         waiters_.size() < kMaxWaiters) {
-      waiters_.push_back(
-          Waiter{position, std::chrono::steady_clock::now() + timeout, std::move(done)});
+      const uint64_t id = next_waiter_++;
+      const Deadline deadline = std::chrono::steady_clock::now() + timeout;
+      waiters_.emplace(id, Waiter{position, deadline, std::move(done)});
+      by_position_.emplace(position.value(), id);
+      by_deadline_.emplace(deadline, id);
       return;
     }
   }
@@ -75,16 +88,26 @@ void Worker::settle_waiters(bool all) {
   std::vector<std::pair<std::function<void(bool)>, bool>> ready;
   {
     std::lock_guard lock(mu_);
-    const auto now = std::chrono::steady_clock::now();
     const core::Position at = position();
-    const bool give_up = all || stats_.failed || stopping_;
-    for (auto it = waiters_.begin(); it != waiters_.end();) {
-      const bool reached = at >= it->position;
-      if (reached || give_up || now >= it->deadline) {
-        ready.emplace_back(std::move(it->done), reached);
-        it = waiters_.erase(it);
-      } else {
-        ++it;
+    auto take = [&](uint64_t id) {
+      auto it = waiters_.find(id);
+      ENGRAM_ASSERT(it != waiters_.end());
+      Waiter& w = it->second;
+      const bool reached = at >= w.position;
+      by_position_.erase({w.position.value(), id});
+      by_deadline_.erase({w.deadline, id});
+      ready.emplace_back(std::move(w.done), reached);
+      waiters_.erase(it);
+    };
+    if (all || stats_.failed || stopping_) {
+      while (!waiters_.empty()) take(waiters_.begin()->first);
+    } else {
+      while (!by_position_.empty() && by_position_.begin()->first <= at.value()) {
+        take(by_position_.begin()->second);
+      }
+      const Deadline now = std::chrono::steady_clock::now();
+      while (!by_deadline_.empty() && by_deadline_.begin()->first <= now) {
+        take(by_deadline_.begin()->second);
       }
     }
   }
@@ -107,6 +130,9 @@ WorkerStats Worker::stats() const {
 }
 
 void Worker::fail(std::string why) {
+  // Once, with the cause: the worker stops here, so it cannot fail again.
+  core::logging::write(core::logging::Level::error, "projection failed",
+                       {{"store", store_->name()}, {"reason", why}});
   {
     std::lock_guard lock(mu_);
     stats_.failed = true;
@@ -162,7 +188,7 @@ size_t Worker::batch_bound(core::Position at) const {
 }
 
 core::result<void> Worker::open_indexes() {
-  const std::filesystem::path dir = log_.model_dir(store_->name());
+  const std::filesystem::path dir = models_.files_dir(store_->name());
   auto at = projection_->open(*store_, dir);
   if (!at) return at.error();
   const core::Position checkpoint = store_->checkpoint();

@@ -12,8 +12,10 @@
 // - position() is the last committed position; wait_for(p) returns true
 //   once position() >= p, false when the timeout runs out or the worker has
 //   failed (read-your-writes for queries).
-// - A failure (apply() or storage) is sticky: the worker stops, stats()
-//   says why, and the model stays at its last good checkpoint.
+// - A failure (apply() or storage) is sticky: the worker stops, logs the
+//   cause once, stats() says why, and the model stays at its last good
+//   checkpoint.
+// - The worker's thread has ThreadRole::projection.
 // - The Log must outlive the worker. The destructor stops and joins.
 
 #include <atomic>
@@ -21,14 +23,17 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
 #include "core/log.h"
+#include "core/model_db.h"
 #include "projections/projection.h"
 
 namespace engram::projections {
@@ -68,7 +73,9 @@ struct WorkerStats {
 
 class Worker {
  public:
-  static core::result<std::unique_ptr<Worker>> start(core::Log& log,
+  // The store is models.store(WorkerOptions::store, or store_name());
+  // the log and models must outlive the worker.
+  static core::result<std::unique_ptr<Worker>> start(const core::Log& log, core::ModelDb& models,
                                                      std::shared_ptr<Projection> projection,
                                                      WorkerOptions options = {});
   ~Worker();
@@ -86,8 +93,9 @@ class Worker {
   // The same wait without blocking a thread: `done(reached)` is called once,
   // on the worker's thread or at once on this one, when position() reaches
   // `position` (true), or when `timeout` runs out, the worker fails or stops
-  // (false). It must return quickly. At most kMaxWaiters waits are pending;
-  // beyond that `done(false)` is called at once.
+  // (false). It must return quickly: hand the work on to another thread.
+  // At most kMaxWaiters waits are pending; beyond that `done(false)` is
+  // called at once. Settling k waiters costs O(k log n).
   static constexpr size_t kMaxWaiters = 10'000;
   void when_reached(core::Position position, std::chrono::milliseconds timeout,
                     std::function<void(bool)> done);
@@ -95,8 +103,8 @@ class Worker {
   void stop();
 
  private:
-  Worker(core::Log& log, std::shared_ptr<Projection> projection, core::ModelStore& store,
-         WorkerOptions options);
+  Worker(const core::Log& log, core::ModelDb& models, std::shared_ptr<Projection> projection,
+         core::ModelStore& store, WorkerOptions options);
   void run();
   void follow();
   core::result<void> apply_batch(const std::vector<core::RecordedEvent>& events);
@@ -110,7 +118,8 @@ class Worker {
   // Calls the waiters whose position is reached or whose time is up.
   void settle_waiters(bool all);
 
-  core::Log& log_;
+  const core::Log& log_;
+  core::ModelDb& models_;
   std::shared_ptr<Projection> projection_;
   core::ModelStore* store_;
   WorkerOptions options_;
@@ -121,12 +130,18 @@ class Worker {
   mutable std::condition_variable progressed_;
   WorkerStats stats_;
   bool stopping_ = false;
+  // Pending when_reached() calls, guarded by mu_: by id, and ordered by
+  // position and by deadline so that settling takes only the due ones.
+  using Deadline = std::chrono::steady_clock::time_point;
   struct Waiter {
     core::Position position;
-    std::chrono::steady_clock::time_point deadline;
+    Deadline deadline;
     std::function<void(bool)> done;
   };
-  std::vector<Waiter> waiters_;  // guarded by mu_
+  uint64_t next_waiter_ = 0;
+  std::map<uint64_t, Waiter> waiters_;
+  std::set<std::pair<uint64_t, uint64_t>> by_position_;  // (position, id)
+  std::set<std::pair<Deadline, uint64_t>> by_deadline_;  // (deadline, id)
   std::thread thread_;
 };
 

@@ -12,6 +12,7 @@
 #include "commands/inspect.h"
 #include "commands/render.h"
 #include "core/base64.h"
+#include "core/log_tree.h"
 #include "core/merkle.h"
 #include "core/thread_role.h"
 #include "core/time.h"
@@ -53,8 +54,8 @@ core::result<core::RecordedEvent> read_event(const core::Log& log, Position p) {
   return std::move(events->front());
 }
 
-json row(core::Log& log, const core::RecordedEvent& e) {
-  return commands::render_event_json(e, commands::RenderContext{log.keys()});
+json row(const Sources& s, const core::RecordedEvent& e) {
+  return s.render(e);
 }
 
 core::result<std::vector<core::Checkpoint>> load_checkpoints(const std::filesystem::path& file) {
@@ -66,8 +67,8 @@ core::result<std::vector<core::Checkpoint>> load_checkpoints(const std::filesyst
 // The tree of one correlation, built from the events' command and causation ids.
 class TraceBuilder {
  public:
-  TraceBuilder(core::Log& log, std::map<uint64_t, core::RecordedEvent> events)
-      : log_(log), events_(std::move(events)) {
+  TraceBuilder(const Sources& sources, std::map<uint64_t, core::RecordedEvent> events)
+      : sources_(sources), events_(std::move(events)) {
     for (const auto& [pos, e] : events_) {
       event_at_[e.id()] = pos;
       const Uuid key = e.command_id().is_nil() ? e.id() : e.command_id();
@@ -116,7 +117,7 @@ class TraceBuilder {
     node["stream"] = std::string(first.stream());
     json events = json::array();
     for (uint64_t pos : g.positions) {
-      json r = row(log_, events_.at(pos));
+      json r = row(sources_, events_.at(pos));
       r["caused"] = children(caused_by_event_[pos], depth);
       events.push_back(std::move(r));
     }
@@ -138,7 +139,7 @@ class TraceBuilder {
     return out;
   }
 
-  core::Log& log_;
+  const Sources& sources_;
   std::map<uint64_t, core::RecordedEvent> events_;
   std::unordered_map<Uuid, uint64_t, core::UuidHash> event_at_;
   std::unordered_map<Uuid, Group, core::UuidHash> groups_;
@@ -173,7 +174,7 @@ core::result<json> history(const Sources& s, std::string_view stream, uint64_t f
                                   core::Direction::forward);
     if (!page) return page.error();
     if (page->empty()) break;
-    for (const auto& e : *page) events.push_back(row(s.log, e));
+    for (const auto& e : *page) events.push_back(row(s, e));
     next = page->back().version().value() + 1;
   }
   out["truncated"] = next <= version->value();
@@ -221,7 +222,7 @@ core::result<json> trace(const Sources& s, const Uuid& correlation) {
   }
   truncated = truncated || !to_expand.empty();
   const size_t count = events.size();
-  TraceBuilder tree(s.log, std::move(events));
+  TraceBuilder tree(s, std::move(events));
   json out;
   out["correlation_id"] = correlation.to_string();
   out["events"] = count;
@@ -248,7 +249,7 @@ core::result<json> actor(const Sources& s, std::string_view actor, int64_t since
   for (Position p : hits->positions) {
     auto e = read_event(s.log, p);
     if (!e) return e.error();
-    events.push_back(row(s.log, *e));
+    events.push_back(row(s, *e));
   }
   out["events"] = std::move(events);
   out["truncated"] = hits->truncated;
@@ -315,7 +316,7 @@ core::result<json> inclusion_proof(const Sources& s, Position position,
   }
   auto e = read_event(s.log, position);
   if (!e) return e.error();
-  auto path = s.log.inclusion_proof(position, chosen->position);
+  auto path = core::LogTree(s.log).inclusion_proof(position, chosen->position);
   if (!path) return path.error();
   // The server proves only what still holds: a log that no longer matches
   // the checkpoint gets an error, not a proof that would fail later.
@@ -358,7 +359,7 @@ core::result<json> consistency_proof(const Sources& s, Position old_size, Positi
     return core::make_error(core::errc::invalid_argument,
                             "the old tree size must be at least 1 and at most the new one");
   }
-  auto path = s.log.consistency_proof(old_size, new_size);
+  auto path = core::LogTree(s.log).consistency_proof(old_size, new_size);
   if (!path) return path.error();
   if (!core::merkle::verify_consistency(old_size.value(), new_size.value(), old_cp->tree_root,
                                         new_cp->tree_root, *path)) {
@@ -546,7 +547,7 @@ core::result<json> verify(const Sources& s, const VerifyOptions& o) {
         break;
       }
     }
-    auto root = s.log.tree_root(c.position);
+    auto root = core::LogTree(s.log).root(c.position);
     if (!root) {
       failed(line, c, root.error().message);
       break;

@@ -39,9 +39,12 @@ inline constexpr size_t kMaxActorEvents = 10'000;
 
 struct Sources {
   core::Log& log;
+  // Renders an event row's content (CommandBus::render_event, or
+  // commands::render_event_json over the data dir's key store).
+  std::function<json(const core::RecordedEvent&)> render;
   // The audit projection's store (projections/audit.h); null when none exists.
   const core::ModelStore* index = nullptr;
-  // The data dir's checkpoint file (core::checkpoint_file_in).
+  // The data dir's checkpoint file (core::DataDir::checkpoints_file()).
   std::filesystem::path checkpoints;
 };
 

@@ -68,7 +68,7 @@ struct ApiOptions {
   // the queries then scan the log past what the index covers, within
   // projections::kMaxTailScanEvents. Unset: no index.
   std::function<const core::ModelStore*()> audit_index;
-  // The data dir's signed checkpoints (core::checkpoint_file_in) and the
+  // The data dir's signed checkpoints (core::DataDir::checkpoints_file()) and the
   // public key file that verify holds them to (<data>/audit/signing-key.pem.pub).
   std::filesystem::path audit_checkpoints;
   std::filesystem::path audit_public_key;

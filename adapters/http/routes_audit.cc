@@ -31,8 +31,9 @@ Problem problem_from_audit(const core::Error& e, bool proof) {
 // rows redacted for the principal) or its problem.
 void answer(Services& s, const ExchangePtr& x, bool proof, AuditQuery run) {
   s.queries.run(x, [&s, x, proof, run = std::move(run)] {
-    const audit::Sources sources{s.log, s.options.audit_index ? s.options.audit_index() : nullptr,
-                                 s.options.audit_checkpoints};
+    const audit::Sources sources{
+        s.log, [&s](const core::RecordedEvent& e) { return s.bus.render_event(e); },
+        s.options.audit_index ? s.options.audit_index() : nullptr, s.options.audit_checkpoints};
     auto answer = run(sources);
     if (!answer) return x->problem(problem_from_audit(answer.error(), proof));
     commands::redact_events_within(*answer, x->principal());

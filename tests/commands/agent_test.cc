@@ -123,7 +123,7 @@ TEST_CASE("agent: events render as JSON") {
   auto events = h.run("RegisterAgent", registration("a1"));
   REQUIRE(events.has_value());
   BusFixture f;  // for a key store
-  const json d = data_of(events->front(), f.log->keys());
+  const json d = data_of(events->front(), *f.keys);
   CHECK(d["agent_id"] == "a1");
   CHECK(d["kind"] == "llm");
   CHECK(d["capabilities"] == json({"search", "python"}));

@@ -533,7 +533,8 @@ TEST_CASE("bus: an event too large for the log is malformed, and nothing is writ
   lo.max_event_bytes = 4096;
   TempDir dir;
   auto log = open_or_die(dir.path(), lo);
-  commands::CommandBus bus(*log, log->keys());
+  auto keys = test::open_keys_or_die(dir.path());
+  commands::CommandBus bus(*log, *keys);
   commands::CommandRequest req;
   req.type = "CreateProject";
   req.body = json({{"project_id", "p1"}, {"name", std::string(5000, 'n')}}).dump();

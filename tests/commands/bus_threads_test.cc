@@ -95,7 +95,8 @@ commands::CommandRequest request(const std::string& type, const json& body) {
 TEST_CASE("bus threads: decisions, re-decisions and completions run on bus threads") {
   TempDir dir;
   auto log = open_or_die(dir.path());
-  RecordingKeys keys(log->keys());
+  auto store = open_keys_or_die(dir.path());
+  RecordingKeys keys(*store);
   commands::BusOptions options;  // what `engram serve` starts with
   options.max_conflict_retries = 64;
   commands::CommandBus bus(*log, keys, options);
@@ -164,7 +165,8 @@ TEST_CASE("bus threads: decisions, re-decisions and completions run on bus threa
 TEST_CASE("bus threads: a full bus answers overloaded at once, and recovers") {
   TempDir dir;
   auto log = open_or_die(dir.path());
-  RecordingKeys keys(log->keys());
+  auto store = open_keys_or_die(dir.path());
+  RecordingKeys keys(*store);
   commands::BusOptions options;
   options.threads = 1;
   options.max_queued_commands = 1;
@@ -201,7 +203,8 @@ TEST_CASE("bus threads: a full bus answers overloaded at once, and recovers") {
 TEST_CASE("bus threads: destroying the bus waits for the commands in flight") {
   TempDir dir;
   auto log = open_or_die(dir.path());
-  auto bus = std::make_unique<commands::CommandBus>(*log, log->keys());
+  auto keys = open_keys_or_die(dir.path());
+  auto bus = std::make_unique<commands::CommandBus>(*log, *keys);
   constexpr int kCommands = 20;
   std::atomic<int> answered{0};
   for (int i = 0; i < kCommands; ++i) {
@@ -219,11 +222,12 @@ TEST_CASE("bus threads: destroying the bus waits for the commands in flight") {
 TEST_CASE("bus threads: a caller's executor runs the bus's work") {
   TempDir dir;
   auto log = open_or_die(dir.path());
+  auto keys = open_keys_or_die(dir.path());
   core::ThreadPool pool(core::ThreadPoolOptions{"callers", 2, 16, core::ThreadRole::maintenance});
   commands::BusOptions options;
   options.executor = &pool;
   {
-    commands::CommandBus bus(*log, log->keys(), options);
+    commands::CommandBus bus(*log, *keys, options);
     std::promise<core::ThreadRole> role;
     bus.execute(request("CreateProject", {{"project_id", "p1"}, {"name", "P"}}), [&](auto r) {
       CHECK(r.has_value());

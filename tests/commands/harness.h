@@ -180,9 +180,14 @@ inline commands::result<commands::CommandOutcome> run_on(
   return bus.execute_sync(std::move(req));
 }
 
+// A data dir's log, key store and read models, as `engram serve` opens
+// them, with a bus over them.
 struct BusFixture {
   explicit BusFixture(commands::BusOptions options = {})
-      : log(open_or_die(dir.path())), bus(*log, log->keys(), std::move(options)) {
+      : log(open_or_die(dir.path())),
+        keys(open_keys_or_die(dir.path())),
+        models(open_models_or_die(dir.path())),
+        bus(*log, *keys, std::move(options)) {
     REQUIRE(bus.status().has_value());
   }
 
@@ -216,6 +221,8 @@ struct BusFixture {
 
   TempDir dir;
   std::unique_ptr<core::Log> log;
+  std::unique_ptr<core::RocksKeyStore> keys;
+  std::unique_ptr<core::ModelDb> models;
   commands::CommandBus bus;
 };
 

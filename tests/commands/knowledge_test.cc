@@ -42,7 +42,7 @@ TEST_CASE("knowledge: record, revise, transfer, retract") {
   auto events = h.run("RecordKnowledge", record());
   REQUIRE(events.has_value());
   BusFixture f;
-  const json d = data_of(events->front(), f.log->keys());
+  const json d = data_of(events->front(), *f.keys);
   CHECK(d["title"] == "Transformers");
   CHECK(d["tags"] == json({"nlp", "deep learning"}));
   CHECK(d["confidence"] == 0.8);
@@ -54,7 +54,7 @@ TEST_CASE("knowledge: record, revise, transfer, retract") {
 
   events = h.run("ReviseKnowledge", {{"knowledge_id", "k1"}, {"confidence", 0.9}, {"reason", "r"}});
   REQUIRE(events.has_value());
-  const json r = data_of(events->front(), f.log->keys());
+  const json r = data_of(events->front(), *f.keys);
   CHECK(r["confidence"] == 0.9);
   CHECK(!r.contains("title"));  // only what changed
 

@@ -113,7 +113,7 @@ TEST_CASE("memory: content is sealed at rest and shredded with the key") {
 
   o = f.ok("ForgetSubject", {{"owner", "alice"}, {"reason", "asked"}});
   CHECK(o.events[0].data["key_generation"] == 1);
-  auto key = f.log->keys().get("alice");
+  auto key = f.keys->get("alice");
   REQUIRE(key.has_value());
   CHECK(!key->has_value());
 
@@ -168,7 +168,7 @@ TEST_CASE("memory: agents keep to their own memories through the bus") {
   const auto e = f.fails("StoreMemory", store("m1"), agent_principal("bob"));
   CHECK(e.code == "not_own_memory");
   CHECK(f.head() == head);
-  auto key = f.log->keys().get("alice");
+  auto key = f.keys->get("alice");
   REQUIRE(key.has_value());
   CHECK(!key->has_value());  // refused before any key was made
   f.ok("StoreMemory", store("m1"), agent_principal("alice"));
@@ -190,8 +190,9 @@ TEST_CASE("memory: the owner's state stays the same size however many memories i
 TEST_CASE("memory: a bus with a cold cache reads the owner through the entity index") {
   TempDir dir;
   auto log = open_or_die(dir.path());
+  auto keys = open_keys_or_die(dir.path());
   {
-    commands::CommandBus bus(*log, log->keys());
+    commands::CommandBus bus(*log, *keys);
     auto run = [&](const std::string& type, const json& body) {
       auto r = run_on(bus, type, body);
       REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().detail));
@@ -201,7 +202,7 @@ TEST_CASE("memory: a bus with a cold cache reads the owner through the entity in
     run("ForgetSubject", {{"owner", "alice"}});
     run("StoreMemory", store("new"));
   }
-  commands::CommandBus bus(*log, log->keys());
+  commands::CommandBus bus(*log, *keys);
   auto run = [&](const std::string& type, const json& body) { return run_on(bus, type, body); };
   // Forgotten with the subject, though its own events say nothing of it.
   auto r = run("ReinforceMemory", {{"owner", "alice"}, {"memory_id", "old"}});
@@ -236,12 +237,13 @@ TEST_CASE("memory: a log written before the entity index is migrated by the bus"
 
   TempDir dir;
   auto log = open_or_die(dir.path());
+  auto keys = open_keys_or_die(dir.path());
   REQUIRE(log->append("memory-alice", core::ExpectedVersion::no_stream(), old).has_value());
   auto name = log->entity_index_name();
   REQUIRE(name.has_value());
   CHECK(*name != commands::kEntityIndexName);
 
-  commands::CommandBus bus(*log, log->keys());
+  commands::CommandBus bus(*log, *keys);
   REQUIRE(bus.status().has_value());
   name = log->entity_index_name();
   REQUIRE(name.has_value());
@@ -260,7 +262,7 @@ TEST_CASE("memory: a log written before the entity index is migrated by the bus"
   CHECK(run("StoreMemory", store("m3")).has_value());
 
   // A second bus finds the index made by the same extractor and keeps it.
-  commands::CommandBus again(*log, log->keys());
+  commands::CommandBus again(*log, *keys);
   REQUIRE(again.status().has_value());
 }
 

@@ -39,7 +39,7 @@ TEST_CASE("pattern: observe and retire") {
   const std::string stream = "pattern-" + commands::pattern_id("ml", "retry with smaller lr");
   CHECK(h.last_stream == stream);
   BusFixture f;
-  const json d = data_of(events->front(), f.log->keys());
+  const json d = data_of(events->front(), *f.keys);
   CHECK(d["outcome"] == "success");
   CHECK(d["reward"] == 1.0);
   CHECK(d["context"]["lr"] == 0.01);
@@ -96,7 +96,7 @@ TEST_CASE("pattern: agent-scoped principals observe as themselves") {
   auto events = h.run("ObservePattern", mine);
   REQUIRE(events.has_value());
   BusFixture f;
-  CHECK(data_of(events->front(), f.log->keys())["agent_id"] == "a2");
+  CHECK(data_of(events->front(), *f.keys)["agent_id"] == "a2");
 }
 
 }  // namespace

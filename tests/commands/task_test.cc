@@ -220,20 +220,20 @@ TEST_CASE("task: events render with their stage and counts") {
   BusFixture f;
   auto events = h.run("RequestCheckpoint", task());
   REQUIRE(events.has_value());
-  CHECK(data_of(events->front(), f.log->keys())["stage"] == "tests");
+  CHECK(data_of(events->front(), *f.keys)["stage"] == "tests");
   events = h.run("ReportTestResult", {{"task_id", "t1"}, {"passed", true}, {"failed_count", 0}});
   CHECK(!events.has_value());  // checkpoint pending
   h.who = reviewer();
   events = h.run("ApproveCheckpoint", task("comment", "ok"));
   REQUIRE(events.has_value());
-  const json d = data_of(events->front(), f.log->keys());
+  const json d = data_of(events->front(), *f.keys);
   CHECK(d["reviewer"] == "reviewer");
   CHECK(d["stage"] == "tests");
   CHECK(d["comment"] == "ok");
   h.who = writer();
   events = h.run("ReportTestResult", {{"task_id", "t1"}, {"passed", false}, {"failed_count", 0}});
   REQUIRE(events.has_value());
-  const json t = data_of(events->front(), f.log->keys());
+  const json t = data_of(events->front(), *f.keys);
   CHECK(t["passed"] == false);
   CHECK(t["failed_count"] == 0);
   CHECK(!t.contains("passed_count"));

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/data_dir.h"
 #include "core/time.h"
 #include "tests/support/temp_dir.h"
 
@@ -419,7 +420,7 @@ TEST_CASE("checkpoint: from_json names the malformed field") {
 TEST_CASE("checkpoint: a checkpoint file keeps appended checkpoints in order") {
   TempDir dir;
   const SigningKey k = SigningKey::generate();
-  const auto path = checkpoint_file_in(dir.path());
+  const auto path = DataDir(dir.path()).checkpoints_file();
   CHECK(path == dir.path() / "audit" / "checkpoints.jsonl");
 
   auto missing = read_checkpoints(path);
@@ -519,7 +520,7 @@ TEST_CASE("checkpoint: write_checkpoints and read_checkpoints round trip") {
 TEST_CASE("checkpoint: read_newest_checkpoint reads the last complete line from the tail") {
   TempDir dir;
   const SigningKey k = SigningKey::generate();
-  const auto path = checkpoint_file_in(dir.path());
+  const auto path = DataDir(dir.path()).checkpoints_file();
   auto none = read_newest_checkpoint(path);
   REQUIRE(none);
   CHECK_FALSE(none->has_value());

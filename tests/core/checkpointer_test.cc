@@ -4,6 +4,8 @@
 
 #include <thread>
 
+#include "core/data_dir.h"
+#include "core/log_tree.h"
 #include "core/merkle.h"
 #include "tests/support/log_fixture.h"
 
@@ -33,7 +35,7 @@ void check_all(const Log& log, const std::filesystem::path& file, const PublicKe
     REQUIRE(e);
     REQUIRE_FALSE(e->empty());
     CHECK(e->front().hash() == c.head_hash);
-    CHECK(log.tree_root(c.position).value() == c.tree_root);
+    CHECK(LogTree(log).root(c.position).value() == c.tree_root);
   }
 }
 
@@ -41,7 +43,7 @@ void check_all(const Log& log, const std::filesystem::path& file, const PublicKe
 
 TEST_CASE("checkpointer: signs every N events, at stop, and not twice after a restart") {
   TempDir dir;
-  const auto file = checkpoint_file_in(dir.path());
+  const auto file = DataDir(dir.path()).checkpoints_file();
   auto log = open_or_die(dir.path());
   const auto key_file = dir.path() / "audit" / "signing-key.pem";
   SigningKey key = SigningKey::load_or_create(key_file).value();
@@ -83,7 +85,7 @@ TEST_CASE("checkpointer: signs every N events, at stop, and not twice after a re
 
 TEST_CASE("checkpointer: the interval signs a head that moved by fewer than N events") {
   TempDir dir;
-  const auto file = checkpoint_file_in(dir.path());
+  const auto file = DataDir(dir.path()).checkpoints_file();
   auto log = open_or_die(dir.path());
   Checkpointer cp(*log, SigningKey::generate(), CheckpointFile(file),
                   CheckpointerOptions{.every_events = 1'000'000, .interval_ms = 100});

@@ -1,29 +1,19 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
+#include <vector>
 
 #include "core/crypto.h"
+#include "core/data_dir.h"
+#include "core/keystore_rocks.h"
 #include "core/log.h"
+#include "tests/support/files.h"
 #include "tests/support/temp_dir.h"
 
 using namespace engram::core;
 
-namespace {
-
-bool any_file_contains(const std::filesystem::path& dir, std::string_view needle) {
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file()) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.find(needle) != std::string::npos) return true;
-  }
-  return false;
-}
-
-}  // namespace
+using engram::test::any_file_contains;
 
 TEST_CASE("aead: seal and open round-trip, wrong key, aad or bytes fail") {
   AeadKey k{};
@@ -49,11 +39,12 @@ TEST_CASE("aead: seal and open round-trip, wrong key, aad or bytes fail") {
 
 TEST_CASE("keystore: create, get, destroy removes the key's bytes from disk") {
   engram::test::TempDir dir;
+  const DataDir data(dir.path());
   std::string key_bytes;
   {
-    auto log = Log::open(dir.path());
-    REQUIRE(log);
-    KeyStore& ks = (*log)->keys();
+    auto store = RocksKeyStore::open(data);
+    REQUIRE(store);
+    KeyStore& ks = **store;
     CHECK(!ks.get("alice").value().has_value());
     auto a = ks.get_or_create("alice");
     REQUIRE(a);
@@ -75,10 +66,51 @@ TEST_CASE("keystore: create, get, destroy removes the key's bytes from disk") {
     CHECK(fresh->generation == 2);
     CHECK(fresh->key != a->key);
   }
+  // Closing finishes the shred the destroy asked for.
   CHECK_FALSE(any_file_contains(dir.path(), key_bytes));
-  auto log = Log::open(dir.path());
-  REQUIRE(log);
-  CHECK((*log)->keys().get("alice").value()->generation == 2);
+  auto store = RocksKeyStore::open(data);
+  REQUIRE(store);
+  CHECK((*store)->get("alice").value()->generation == 2);
+}
+
+TEST_CASE("keystore: the shred runs in the background and reports when it is done") {
+  engram::test::TempDir dir;
+  auto store = RocksKeyStore::open(DataDir(dir.path()));
+  REQUIRE(store);
+  RocksKeyStore& ks = **store;
+  CHECK(ks.shred_stats().pending == 0);
+  CHECK(ks.shred_stats().last_finished_unix_ms == 0);
+  std::vector<std::string> secrets;
+  for (const char* owner : {"alice", "bob", "carol"}) {
+    auto k = ks.get_or_create(owner);
+    REQUIRE(k);
+    secrets.emplace_back(reinterpret_cast<const char*>(k->key.data()), k->key.size());
+  }
+  // Durable at once: no reader gets the key after destroy() returns.
+  for (const char* owner : {"alice", "bob"}) REQUIRE(ks.destroy(owner).value() == 1);
+  CHECK_FALSE(ks.get("alice").value().has_value());
+  REQUIRE(ks.wait_for_shreds(std::chrono::seconds(30)));
+  const ShredStats st = ks.shred_stats();
+  CHECK(st.pending == 0);
+  CHECK(st.completed >= 1);
+  CHECK(st.failed == 0);
+  CHECK(st.last_finished_unix_ms > 0);
+  CHECK_FALSE(any_file_contains(dir.path(), secrets[0]));
+  CHECK_FALSE(any_file_contains(dir.path(), secrets[1]));
+  CHECK(ks.get("carol").value()->key ==
+        *reinterpret_cast<const AeadKey*>(secrets[2].data()));
+}
+
+TEST_CASE("keystore: a read-only open of a data dir without keys finds none and writes nothing") {
+  engram::test::TempDir dir;
+  KeyStoreOptions ro;
+  ro.read_only = true;
+  auto store = RocksKeyStore::open(DataDir(dir.path()), ro);
+  REQUIRE(store);
+  CHECK_FALSE((*store)->get("alice").value().has_value());
+  CHECK((*store)->get_or_create("alice").error().code == errc::read_only);
+  CHECK((*store)->destroy("alice").error().code == errc::read_only);
+  CHECK_FALSE(std::filesystem::exists(DataDir(dir.path()).keys_dir()));
 }
 
 TEST_CASE("find_event returns acknowledged events by id and nothing for unknown ids") {

@@ -1,3 +1,4 @@
+#include "core/log_tree.h"
 #include "core/merkle.h"
 
 #include <doctest/doctest.h>
@@ -167,27 +168,27 @@ TEST_CASE("log: the writer keeps the tree, and roots and proofs survive a reopen
   };
   {
     auto log = open_or_die(dir.path());
-    CHECK(log->tree_root(Position(0)).value() == merkle::empty_root());
+    CHECK(core::LogTree(*log).root(Position(0)).value() == merkle::empty_root());
     fill(*log, 100);
-    CHECK(log->tree_root(log->head().position).value() == reference_root(leaves, 0, leaves.size()));
+    CHECK(core::LogTree(*log).root(log->head().position).value() == reference_root(leaves, 0, leaves.size()));
   }
   {
     auto log = open_or_die(dir.path());  // the frontier is reloaded from the stored nodes
     fill(*log, 60);
     const uint64_t n = leaves.size();
     REQUIRE(n > 512);
-    CHECK(log->tree_root(Position(n)).value() == reference_root(leaves, 0, n));
-    auto proof = log->inclusion_proof(Position(300), Position(n));
+    CHECK(core::LogTree(*log).root(Position(n)).value() == reference_root(leaves, 0, n));
+    auto proof = core::LogTree(*log).inclusion_proof(Position(300), Position(n));
     REQUIRE(proof);
     CHECK(merkle::verify_inclusion(299, n, leaves[299], *proof, reference_root(leaves, 0, n)));
-    auto cons = log->consistency_proof(Position(257), Position(n));
+    auto cons = core::LogTree(*log).consistency_proof(Position(257), Position(n));
     REQUIRE(cons);
     CHECK(merkle::verify_consistency(257, n, reference_root(leaves, 0, 257),
                                      reference_root(leaves, 0, n), *cons));
-    auto past = log->tree_root(Position(n + 1));
+    auto past = core::LogTree(*log).root(Position(n + 1));
     REQUIRE_FALSE(past);
     CHECK(past.error().code == errc::invalid_argument);
-    CHECK_FALSE(log->inclusion_proof(Position(0), Position(n)));
+    CHECK_FALSE(core::LogTree(*log).inclusion_proof(Position(0), Position(n)));
   }
   {
     // A log whose tree is gone (written before it existed) gets it rebuilt at open.
@@ -198,6 +199,6 @@ TEST_CASE("log: the writer keeps the tree, and roots and proofs survive a reopen
     auto log = open_or_die(dir.path());
     fill(*log, 10);
     const uint64_t n = leaves.size();
-    CHECK(log->tree_root(Position(n)).value() == reference_root(leaves, 0, n));
+    CHECK(core::LogTree(*log).root(Position(n)).value() == reference_root(leaves, 0, n));
   }
 }

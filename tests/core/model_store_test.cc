@@ -2,7 +2,8 @@
 
 #include <doctest/doctest.h>
 
-#include "core/log.h"
+#include "core/data_dir.h"
+#include "core/model_db.h"
 #include "tests/support/temp_dir.h"
 
 using namespace engram::core;
@@ -10,9 +11,9 @@ using namespace engram::core;
 TEST_CASE("model store: batches see their own writes, commit moves data and checkpoint together") {
   engram::test::TempDir dir;
   {
-    auto log = Log::open(dir.path());
-    REQUIRE(log);
-    auto store = (*log)->model_store("counts@v1");
+    auto models = ModelDb::open(DataDir(dir.path()));
+    REQUIRE(models);
+    auto store = (*models)->store("counts@v1");
     REQUIRE(store);
     ModelStore& s = **store;
     CHECK(s.checkpoint() == Position(0));
@@ -53,21 +54,21 @@ TEST_CASE("model store: batches see their own writes, commit moves data and chec
     CHECK(!bad.put(std::string("\0x", 2), "v"));
     CHECK(!bad.put(std::string(ModelStore::kMaxKeyBytes + 1, 'k'), "v"));
     CHECK(!bad.put("", "v"));
-    CHECK(!(*log)->model_store("Bad Name").has_value());
-    CHECK((*log)->model_store("counts@v1").value() == &s);  // the same store
+    CHECK(!(*models)->store("Bad Name").has_value());
+    CHECK((*models)->store("counts@v1").value() == &s);  // the same store
   }
-  auto log = Log::open(dir.path());
-  REQUIRE(log);
-  auto names = (*log)->model_stores();
+  auto models = ModelDb::open(DataDir(dir.path()));
+  REQUIRE(models);
+  auto names = (*models)->stores();
   REQUIRE(names.size() == 1);
   CHECK(names[0] == "counts@v1");
-  ModelStore& s = *(*log)->model_store("counts@v1").value();
+  ModelStore& s = *(*models)->store("counts@v1").value();
   CHECK(s.checkpoint() == Position(5));
   CHECK(s.get("n/b").value() == std::optional<std::string>("7"));
-  REQUIRE((*log)->drop_model_store("counts@v1"));
-  CHECK((*log)->model_stores().empty());
-  CHECK((*log)->drop_model_store("counts@v1").error().code == errc::not_found);
-  auto fresh = (*log)->model_store("counts@v1");
+  REQUIRE((*models)->drop("counts@v1"));
+  CHECK((*models)->stores().empty());
+  CHECK((*models)->drop("counts@v1").error().code == errc::not_found);
+  auto fresh = (*models)->store("counts@v1");
   REQUIRE(fresh);
   CHECK((*fresh)->checkpoint() == Position(0));
   CHECK(!(*fresh)->get("n/b").value().has_value());

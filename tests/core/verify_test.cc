@@ -8,6 +8,7 @@
 
 #include "core/keys.h"
 #include "core/log.h"
+#include "core/log_tree.h"
 #include "core/merkle.h"
 #include "tests/support/log_fixture.h"
 #include "tests/support/raw_db.h"
@@ -51,7 +52,7 @@ TEST_CASE("verify: the whole log checks tree, index and heads, with any number o
   Hash256 root{};
   {
     auto log = open_or_die(dir.path());
-    root = log->tree_root(Position(5000)).value();
+    root = core::LogTree(*log).root(Position(5000)).value();
   }
   for (size_t threads : {0, 1, 3}) {
     const VerifyReport r = verify_read_only(dir.path(), threads);
@@ -162,7 +163,7 @@ TEST_CASE("secondary open: follows a running writer without blocking it") {
     CHECK(report->ok());
     CHECK(report->events_checked == head->position.value());
     CHECK(report->index_entries_checked == head->position.value());
-    CHECK(audit.tree_root(head->position).value() == report->tree_root);
+    CHECK(core::LogTree(audit).root(head->position).value() == report->tree_root);
   }
   stop = true;
   load.join();
@@ -190,7 +191,7 @@ TEST_CASE("verify: a log of several chunks folds links and the tree above them")
     LogOptions ro;
     ro.read_only = true;
     auto log = open_or_die(dir.path(), ro);
-    root = log->tree_root(Position(kEvents)).value();
+    root = core::LogTree(*log).root(Position(kEvents)).value();
     for (size_t threads : {0, 2}) {
       auto r = log->verify(Position(1), Position(UINT64_MAX), {}, threads);
       REQUIRE(r);

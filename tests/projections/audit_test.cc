@@ -60,7 +60,8 @@ TEST_CASE("audit index: correlation, causation and actor answers join the index 
     append(*log, i % 2 == 0 ? "bob" : "alice", i % 2 == 0 ? kCorrB : kCorrA,
            i % 2 == 0 && i != 2 ? first : Uuid{});
   }
-  ModelStore& store = *log->model_store("audit@v1").value();
+  auto models = test::open_models_or_die(dir.path());
+  ModelStore& store = *models->store("audit@v1").value();
   const Position head = log->head().position;
 
   for (uint64_t indexed : {0, 3, 6}) {

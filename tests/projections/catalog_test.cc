@@ -55,7 +55,7 @@ TEST_CASE("catalog: agents, projects and tasks with states, counts, filters and 
   f.ok("CompleteTask", {{"task_id", "t1"}});
   f.ok("FailTask", {{"task_id", "t2"}, {"reason", "dead end"}});
 
-  auto w = projections::Worker::start(*f.log, std::make_shared<projections::CatalogProjection>());
+  auto w = projections::Worker::start(*f.log, *f.models, std::make_shared<projections::CatalogProjection>());
   REQUIRE(w);
   REQUIRE((*w)->wait_for(f.log->head().position, std::chrono::seconds(5)));
   REQUIRE_FALSE((*w)->stats().failed);
@@ -120,7 +120,7 @@ TEST_CASE("catalog: cursor pagination visits every record once") {
   for (int i = 0; i < 25; ++i) {
     f.ok("RegisterAgent", {{"agent_id", "ag" + std::to_string(i)}, {"name", "n"}});
   }
-  auto w = projections::Worker::start(*f.log, std::make_shared<projections::CatalogProjection>());
+  auto w = projections::Worker::start(*f.log, *f.models, std::make_shared<projections::CatalogProjection>());
   REQUIRE(w);
   REQUIRE((*w)->wait_for(f.log->head().position, std::chrono::seconds(5)));
   for (const auto& filters :
@@ -258,7 +258,7 @@ std::vector<std::pair<std::string, std::string>> build(
     std::shared_ptr<projections::CatalogProjection> p = nullptr) {
   if (!p) p = std::make_shared<projections::CatalogProjection>();
   o.store = store;
-  auto w = projections::Worker::start(*f.log, p, o);
+  auto w = projections::Worker::start(*f.log, *f.models, p, o);
   REQUIRE(w);
   REQUIRE((*w)->wait_for(f.log->head().position, std::chrono::seconds(10)));
   REQUIRE_FALSE((*w)->stats().failed);
@@ -274,7 +274,7 @@ TEST_CASE("catalog: batches of one event build the same store as one batch of ev
   REQUIRE(events.size() > 80);
 
   projections::CatalogProjection one;
-  auto store = f.log->model_store("catalog-one-batch");
+  auto store = f.models->store("catalog-one-batch");
   REQUIRE(store);
   REQUIRE(apply_all(one, **store, events));
   const auto expected = contents(**store);
@@ -332,7 +332,7 @@ TEST_CASE("catalog: a restart in the middle gives the same store as an uninterru
     projections::WorkerOptions until = o;
     until.store = "catalog-restarted";
     until.until = middle;
-    auto w = projections::Worker::start(*f.log, std::make_shared<projections::CatalogProjection>(),
+    auto w = projections::Worker::start(*f.log, *f.models, std::make_shared<projections::CatalogProjection>(),
                                         until);
     REQUIRE(w);
     REQUIRE((*w)->wait_for(middle, std::chrono::seconds(10)));
@@ -347,7 +347,7 @@ TEST_CASE("catalog: a restart in the middle gives the same store as an uninterru
   // use them there.
   const auto events = f.all_events();
   const auto upto = static_cast<size_t>(middle.value());
-  auto other = f.log->model_store("catalog-other");
+  auto other = f.models->store("catalog-other");
   REQUIRE(other);
   REQUIRE(apply_all(*shared, **other, std::span(events).first(upto)));
   CHECK(contents(**other) == half);
@@ -363,7 +363,7 @@ TEST_CASE("catalog: a failed apply empties the cache and commits nothing") {
   REQUIRE(events[n - 1].type() == "TaskAssigned");
 
   projections::CatalogProjection p;
-  auto store = f.log->model_store("catalog-failing");
+  auto store = f.models->store("catalog-failing");
   REQUIRE(store);
   REQUIRE(apply_all(p, **store, std::span(events).first(n - 3)));
   CHECK(p.cache_stats().records > 0);
@@ -382,7 +382,7 @@ TEST_CASE("catalog: a failed apply empties the cache and commits nothing") {
   // The right events, in a new batch, from the store alone.
   REQUIRE(apply_all(p, **store, std::span(events).last(3)));
   projections::CatalogProjection fresh;
-  auto whole = f.log->model_store("catalog-failing-whole");
+  auto whole = f.models->store("catalog-failing-whole");
   REQUIRE(whole);
   REQUIRE(apply_all(fresh, **whole, events));
   CHECK(contents(**store) == contents(**whole));

@@ -11,6 +11,8 @@
 #include <string>
 #include <thread>
 
+#include "core/data_dir.h"
+#include "core/model_db.h"
 #include "projections/worker.h"
 #include "tests/projections/counter.h"
 
@@ -21,6 +23,8 @@ int main(int argc, char** argv) {
   o.create_if_missing = false;
   auto log = engram::core::Log::open(argv[1], o);
   if (!log) return 3;
+  auto models = engram::core::ModelDb::open(engram::core::DataDir(argv[1]));
+  if (!models) return 3;
   engram::projections::WorkerOptions wo;
   wo.max_batch_events = static_cast<size_t>(std::atoi(argv[3]));
   std::atomic<int> batches{0};
@@ -28,7 +32,7 @@ int main(int argc, char** argv) {
     if (++batches == die_at_batch) _exit(0);
   };
   auto w = engram::projections::Worker::start(
-      **log, std::make_shared<engram::test::CounterProjection>(), wo);
+      **log, **models, std::make_shared<engram::test::CounterProjection>(), wo);
   if (!w) return 4;
   // Caught up without reaching the fault point: exit cleanly.
   (*w)->wait_for((*log)->head().position, std::chrono::seconds(30));

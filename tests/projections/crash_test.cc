@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "projections/projection.h"
+#include "tests/support/log_fixture.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -72,7 +73,8 @@ TEST_CASE("projection crash between apply and commit: the model always equals a 
 
     auto log = core::Log::open(dir.path());
     REQUIRE(log);
-    auto store = (*log)->model_store("counter@v1");
+    auto models = test::open_models_or_die(dir.path());
+    auto store = models->store("counter@v1");
     REQUIRE(store);
     const core::Position at = (*store)->checkpoint();
     INFO("cycle " << cycle << ", checkpoint " << at.value());
@@ -83,7 +85,8 @@ TEST_CASE("projection crash between apply and commit: the model always equals a 
   REQUIRE(r.exit_code == 0);
   auto log = core::Log::open(dir.path());
   REQUIRE(log);
-  auto store = (*log)->model_store("counter@v1");
+  auto models = test::open_models_or_die(dir.path());
+  auto store = models->store("counter@v1");
   REQUIRE(store);
   CHECK((*store)->checkpoint() == (*log)->head().position);
   CHECK(stored(**store) == expected(**log, (*log)->head().position));

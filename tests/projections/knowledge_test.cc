@@ -30,17 +30,17 @@ std::shared_ptr<const projections::TextEmbedder> hashing(size_t dimensions = 384
 
 // A knowledge projection kept by a worker over the fixture's log.
 struct Model {
-  explicit Model(core::Log& log, projections::WorkerOptions options = {}) : log_(log) {
+  explicit Model(test::BusFixture& f, projections::WorkerOptions options = {}) : log_(*f.log) {
     knowledge = std::make_shared<KnowledgeProjection>(hashing());
-    auto w = projections::Worker::start(log, knowledge, std::move(options));
+    auto w = projections::Worker::start(*f.log, *f.models, knowledge, std::move(options));
     REQUIRE(w);
     worker = std::move(*w);
   }
   // For a wrapped projection: the wrapper's inner one.
-  Model(core::Log& log, std::shared_ptr<KnowledgeProjection> inner,
+  Model(test::BusFixture& f, std::shared_ptr<KnowledgeProjection> inner,
         std::shared_ptr<projections::Projection> wrapper)
-      : log_(log), knowledge(std::move(inner)) {
-    auto w = projections::Worker::start(log, std::move(wrapper));
+      : log_(*f.log), knowledge(std::move(inner)) {
+    auto w = projections::Worker::start(*f.log, *f.models, std::move(wrapper));
     REQUIRE(w);
     worker = std::move(*w);
   }
@@ -172,7 +172,7 @@ class DroppingCommitted final : public projections::Projection {
 TEST_CASE("knowledge: keyword search ranks with BM25, stems, and reads the records") {
   test::BusFixture f;
   seed(f);
-  Model m(*f.log);
+  Model m(f);
   m.sync();
 
   // "fold" says protein four times (title included); "diet" once.
@@ -215,7 +215,7 @@ TEST_CASE("knowledge: keyword search ranks with BM25, stems, and reads the recor
 TEST_CASE("knowledge: domain, tag and agent filters in every mode, and transfer moves the agent") {
   test::BusFixture f;
   seed(f);
-  Model m(*f.log);
+  Model m(f);
   m.sync();
 
   for (Mode mode : {Mode::keyword, Mode::semantic, Mode::hybrid}) {
@@ -263,7 +263,7 @@ TEST_CASE("knowledge: semantic search finds shared words and hybrid fuses both s
   // Both sides.
   f.ok("RecordKnowledge", record("both", "Neuro basics", "Neuro imaging and neuro signals."));
   f.ok("RecordKnowledge", record("other", "Gardening", "Tomatoes like sun and water."));
-  Model m(*f.log);
+  Model m(f);
   m.sync();
   CHECK((*m.get("kw"))["embedding"] == "event");
 
@@ -319,7 +319,7 @@ TEST_CASE("knowledge: foreign or misshapen event embeddings are replaced by the 
   short_vec["embedding"] = {1.0, 0.0};
   short_vec["embedder"] = "engram-hash/1";  // the right embedder, the wrong size
   f.ok("RecordKnowledge", short_vec);
-  Model m(*f.log);
+  Model m(f);
   m.sync();
   const embed::HashingEmbedder e;
   for (const auto& [id, text] : std::vector<std::pair<std::string, std::string>>{
@@ -349,7 +349,7 @@ TEST_CASE("knowledge: foreign or misshapen event embeddings are replaced by the 
 TEST_CASE("knowledge: a revision re-indexes and a retraction removes everywhere") {
   test::BusFixture f;
   seed(f);
-  Model m(*f.log);
+  Model m(f);
   m.sync();
   REQUIRE(m.ids("transformers", Mode::keyword) == std::vector<std::string>{"attn"});
   const std::string old_text = "Transformers use self-attention to weigh tokens";
@@ -424,7 +424,7 @@ TEST_CASE("knowledge: a restart, a lost index and a lost committed() all give th
   auto wrapper = std::make_shared<DroppingCommitted>(shared);
   std::vector<std::vector<std::pair<std::string, double>>> before;
   {
-    Model m(*f.log, shared, wrapper);
+    Model m(f, shared, wrapper);
     m.sync();
     before = answers(m);
     CHECK(before[0].size() == 2);
@@ -444,13 +444,13 @@ TEST_CASE("knowledge: a restart, a lost index and a lost committed() all give th
   shared.reset();  // closes Xapian without recording the newer position
 
   const std::string store_name = "knowledge@v1";
-  const std::filesystem::path xapian_dir = f.log->model_dir(store_name) / "xapian";
+  const std::filesystem::path xapian_dir = f.models->files_dir(store_name) / "xapian";
   {
     // The index says it is older than the store: the worker will refresh.
-    auto store = f.log->model_store(store_name);
+    auto store = f.models->store(store_name);
     REQUIRE(store);
     KnowledgeProjection p(hashing());
-    auto at = p.open(**store, f.log->model_dir(store_name));
+    auto at = p.open(**store, f.models->files_dir(store_name));
     REQUIRE(at);
     CHECK(*at < (*store)->checkpoint());
     CHECK(at->value() > 0);
@@ -459,7 +459,7 @@ TEST_CASE("knowledge: a restart, a lost index and a lost committed() all give th
 
   std::vector<std::vector<std::pair<std::string, double>>> after;
   {
-    Model m(*f.log);
+    Model m(f);
     m.sync();
     CHECK(m.ids("pasta", Mode::keyword).empty());
     CHECK(m.ids("rice", Mode::keyword) == std::vector<std::string>{"diet"});
@@ -471,14 +471,14 @@ TEST_CASE("knowledge: a restart, a lost index and a lost committed() all give th
   }
   {
     // A plain restart answers the same.
-    Model m(*f.log);
+    Model m(f);
     m.sync();
     CHECK(answers(m) == after);
   }
   {
     // So does a lost Xapian directory: rebuilt from the whole log.
     std::filesystem::remove_all(xapian_dir);
-    Model m(*f.log);
+    Model m(f);
     m.sync();
     CHECK(std::filesystem::exists(xapian_dir));
     CHECK(answers(m) == after);
@@ -492,12 +492,12 @@ TEST_CASE("knowledge: the store is the same whatever the batch sizes") {
   f.ok("ReviseKnowledge", {{"knowledge_id", "attn"}, {"body", "Attention is all you need."}});
   f.ok("TransferKnowledge", {{"knowledge_id", "attn"}, {"to_agent", "a2"}});
   f.ok("RetractKnowledge", {{"knowledge_id", "diet"}, {"reason", "off topic"}});
-  Model whole(*f.log);
+  Model whole(f);
   whole.sync();
   projections::WorkerOptions one_by_one;
   one_by_one.max_batch_events = 1;
   one_by_one.store = "knowledge-scratch";
-  Model single(*f.log, one_by_one);
+  Model single(f, one_by_one);
   single.sync();
   CHECK(dump(whole.worker->store()) == dump(single.worker->store()));
   CHECK(dump(whole.worker->store()).size() == 5);  // meta, 2 items, 2 vectors
@@ -507,11 +507,11 @@ TEST_CASE("knowledge: a changed embedder stops the worker and asks for a rebuild
   test::BusFixture f;
   seed(f);
   {
-    Model m(*f.log);
+    Model m(f);
     m.sync();
   }
   auto p = std::make_shared<KnowledgeProjection>(hashing(64));
-  auto w = projections::Worker::start(*f.log, p);
+  auto w = projections::Worker::start(*f.log, *f.models, p);
   REQUIRE(w);
   CHECK_FALSE((*w)->wait_for(f.log->head().position, kWait));
   CHECK((*w)->stats().failed);
@@ -528,13 +528,13 @@ TEST_CASE("knowledge: query bounds and syntax errors are invalid_argument") {
   {
     // Not open yet: no answer rather than a wrong one.
     KnowledgeProjection p(hashing());
-    auto s = f.log->model_store("knowledge@v1");
+    auto s = f.models->store("knowledge@v1");
     REQUIRE(s);
     KnowledgeQuery q;
     q.text = "protein";
     CHECK(projections::search_knowledge(p, **s, q).error().code == core::errc::not_found);
   }
-  Model m(*f.log);
+  Model m(f);
   m.sync();
   const auto code = [&](KnowledgeQuery q) {
     auto r = m.search(q);
@@ -585,7 +585,7 @@ TEST_CASE("knowledge: query bounds and syntax errors are invalid_argument") {
 TEST_CASE("knowledge: queries on other threads while the worker indexes see no errors") {
   test::BusFixture f;
   f.ok("RecordKnowledge", record("k0", "Protein note 0", "Protein body."));
-  Model m(*f.log);
+  Model m(f);
   m.sync();
   std::atomic<bool> done{false};
   std::atomic<int> failures{0};

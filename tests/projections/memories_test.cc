@@ -29,10 +29,10 @@ struct Model {
 
 Model start(test::BusFixture& f, MemoriesOptions options = {}, std::string store = {}) {
   Model m;
-  m.projection = std::make_shared<MemoriesProjection>(embedder(), f.log->keys(), options);
+  m.projection = std::make_shared<MemoriesProjection>(embedder(), *f.keys, options);
   projections::WorkerOptions wo;
   wo.store = std::move(store);
-  auto w = projections::Worker::start(*f.log, m.projection, wo);
+  auto w = projections::Worker::start(*f.log, *f.models, m.projection, wo);
   REQUIRE(w);
   m.worker = std::move(*w);
   REQUIRE(m.worker->wait_for(f.log->head().position, std::chrono::seconds(10)));
@@ -192,7 +192,7 @@ TEST_CASE("memories: the snapshot loads and only the tail is re-read, a bad one 
   }
   const std::vector<MemoryQuery> queries = {text("alice", "topic 3", 5), text("bob", "memory 4"),
                                             text("alice", "number 17 about")};
-  const auto dir = f.log->model_dir("memories@v1");
+  const auto dir = f.models->files_dir("memories@v1");
   const auto snapshot = dir / "vectors.snapshot";
   const auto older = dir.parent_path() / "older.snapshot";
   core::Position snapshot_at;

@@ -46,7 +46,7 @@ struct Model {
   explicit Model(test::BusFixture& f, projections::WorkerOptions options = {},
                  std::shared_ptr<const projections::TextEmbedder> embedder = hashing())
       : projection(std::make_shared<PatternsProjection>(std::move(embedder))) {
-    auto w = projections::Worker::start(*f.log, projection, std::move(options));
+    auto w = projections::Worker::start(*f.log, *f.models, projection, std::move(options));
     REQUIRE(w);
     worker = std::move(*w);
     catch_up(f);
@@ -341,7 +341,7 @@ TEST_CASE("patterns: a store built with another embedder is refused") {
   observe(f, "ml", "warm up the learning rate", true, 1);
   { Model m(f); }
   auto other = std::make_shared<PatternsProjection>(hashing(64));
-  auto w = projections::Worker::start(*f.log, other);
+  auto w = projections::Worker::start(*f.log, *f.models, other);
   REQUIRE(w);
   CHECK_FALSE((*w)->wait_for(f.log->head().position, std::chrono::seconds(5)));
   const auto stats = (*w)->stats();
@@ -369,7 +369,7 @@ TEST_CASE("patterns: many observations of one pattern in one batch are counted e
 
   // One apply() over every event: one batch, as a catch-up would.
   auto projection = std::make_shared<PatternsProjection>(hashing());
-  auto store = f.log->model_store("patterns-one-batch");
+  auto store = f.models->store("patterns-one-batch");
   REQUIRE(store);
   REQUIRE(projection->open(**store, f.dir.path()));
   auto batch = (*store)->batch();

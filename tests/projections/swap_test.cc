@@ -29,8 +29,8 @@ uint64_t count(const projections::Worker& w) {
   return v->has_value() ? std::stoull(**v) : 0;
 }
 
-bool has_store(const core::Log& log, const std::string& name) {
-  const auto names = log.model_stores();
+bool has_store(const core::ModelDb& models, const std::string& name) {
+  const auto names = models.stores();
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
@@ -49,9 +49,10 @@ bool eventually(F done, std::chrono::milliseconds limit = std::chrono::seconds(2
 TEST_CASE("runtime: a new version builds beside the live one, which answers until the swap") {
   test::TempDir dir;
   auto log = test::open_or_die(dir.path());
+  auto models = test::open_models_or_die(dir.path());
   append(*log, 300);
   {
-    auto rt = Runtime::start(*log, {std::make_shared<test::CounterProjection>()});
+    auto rt = Runtime::start(*log, *models, {std::make_shared<test::CounterProjection>()});
     REQUIRE(rt);
     auto w = (*rt)->serving("counter");
     REQUIRE(w);
@@ -68,7 +69,7 @@ TEST_CASE("runtime: a new version builds beside the live one, which answers unti
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   };
   auto rt =
-      Runtime::start(*log,
+      Runtime::start(*log, *models,
                      {std::make_shared<test::CounterProjection>(std::vector<std::string>{}, 1),
                       std::make_shared<test::CounterProjection>(std::vector<std::string>{}, 2)},
                      slow);
@@ -104,8 +105,8 @@ TEST_CASE("runtime: a new version builds beside the live one, which answers unti
   CHECK(v2->projection().version() == 2);
   CHECK(count(*v2) == 350);
   // The old store is dropped just after the swap.
-  CHECK(eventually([&] { return !has_store(*log, "counter@v1"); }));
-  CHECK(has_store(*log, "counter@v2"));
+  CHECK(eventually([&] { return !has_store(*models, "counter@v1"); }));
+  CHECK(has_store(*models, "counter@v2"));
   // A reader that held v1 across the swap still reads what it had.
   CHECK(count(*v1) == 350);
   CHECK(metrics.render().find("engram_projection_version{projection=\"counter\"} 2") !=
@@ -120,9 +121,10 @@ TEST_CASE("runtime: a new version builds beside the live one, which answers unti
 TEST_CASE("runtime: without the old version's code nothing serves until the new one is built") {
   test::TempDir dir;
   auto log = test::open_or_die(dir.path());
+  auto models = test::open_models_or_die(dir.path());
   append(*log, 200);
   {
-    auto rt = Runtime::start(*log, {std::make_shared<test::CounterProjection>()});
+    auto rt = Runtime::start(*log, *models, {std::make_shared<test::CounterProjection>()});
     REQUIRE(rt);
     REQUIRE((*rt)->serving("counter")->wait_for(log->head().position, std::chrono::seconds(10)));
   }
@@ -132,7 +134,8 @@ TEST_CASE("runtime: without the old version's code nothing serves until the new 
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   };
   auto rt = Runtime::start(
-      *log, {std::make_shared<test::CounterProjection>(std::vector<std::string>{}, 3)}, slow);
+      *log, *models, {std::make_shared<test::CounterProjection>(std::vector<std::string>{}, 3)},
+      slow);
   REQUIRE(rt);
   CHECK((*rt)->serving("counter") == nullptr);
   CHECK((*rt)->status("counter")->building_version == 3);
@@ -140,15 +143,57 @@ TEST_CASE("runtime: without the old version's code nothing serves until the new 
   auto w = (*rt)->serving("counter");
   CHECK(w->projection().version() == 3);
   CHECK(count(*w) == 200);
-  CHECK(eventually([&] { return !has_store(*log, "counter@v1"); }));
+  CHECK(eventually([&] { return !has_store(*models, "counter@v1"); }));
   CHECK_FALSE((*rt)->status("nothing").has_value());
 }
 
 TEST_CASE("runtime: one projection given twice at the same version is refused") {
   test::TempDir dir;
   auto log = test::open_or_die(dir.path());
-  auto rt = Runtime::start(*log, {std::make_shared<test::CounterProjection>(),
+  auto models = test::open_models_or_die(dir.path());
+  auto rt = Runtime::start(*log, *models, {std::make_shared<test::CounterProjection>(),
                                   std::make_shared<test::CounterProjection>()});
   REQUIRE_FALSE(rt);
   CHECK(rt.error().code == core::errc::invalid_argument);
+}
+
+TEST_CASE("runtime: a rebuild that fails is reported, not left rebuilding, and the old one serves") {
+  test::TempDir dir;
+  auto log = test::open_or_die(dir.path());
+  auto models = test::open_models_or_die(dir.path());
+  append(*log, 20);
+  const std::vector<core::EventData> poison{test::event("Poison")};
+  REQUIRE(log->append("other", core::ExpectedVersion::any(), poison));
+  {
+    // v1 counts only ticks: the poison passes it by.
+    auto rt = Runtime::start(
+        *log, *models, {std::make_shared<test::CounterProjection>(std::vector<std::string>{"Tick"})});
+    REQUIRE(rt);
+    REQUIRE((*rt)->serving("counter")->wait_for(log->head().position, std::chrono::seconds(10)));
+  }
+  // v2 counts every type, and fails at the poison.
+  auto rt = Runtime::start(
+      *log, *models,
+      {std::make_shared<test::CounterProjection>(std::vector<std::string>{"Tick"}, 1),
+       std::make_shared<test::CounterProjection>(std::vector<std::string>{}, 2)});
+  REQUIRE(rt);
+  core::metrics::Registry metrics;
+  (*rt)->register_metrics(metrics);
+  REQUIRE(eventually([&] { return (*rt)->status("counter")->failed; }));
+  const auto st = (*rt)->status("counter");
+  CHECK(st->serving_version == 1);
+  CHECK(st->building_version == 0);
+  CHECK(st->failure.find("rebuilding version 2") != std::string::npos);
+  CHECK(st->failure.find("poison") != std::string::npos);
+  const std::string text = metrics.render();
+  CHECK(text.find("engram_projection_failed{projection=\"counter\"} 1") != std::string::npos);
+  CHECK(text.find("engram_projection_rebuilding{projection=\"counter\"} 0") != std::string::npos);
+  CHECK(text.find("engram_projection_version{projection=\"counter\"} 1") != std::string::npos);
+  // v1 still answers, and keeps following the log.
+  append(*log, 3);
+  auto v1 = (*rt)->serving("counter");
+  REQUIRE(v1);
+  REQUIRE(v1->wait_for(log->head().position, std::chrono::seconds(10)));
+  CHECK(count(*v1) == 23);
+  CHECK(has_store(*models, "counter@v2"));  // kept: nothing swapped, nothing dropped
 }

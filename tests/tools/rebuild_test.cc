@@ -4,6 +4,7 @@
 
 #include "commands/bus.h"
 #include "core/log.h"
+#include "tests/support/log_fixture.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -24,7 +25,8 @@ void command(commands::CommandBus& bus, const std::string& type, const json& bod
 void scenario(const std::filesystem::path& dir) {
   auto log = core::Log::open(dir);
   REQUIRE(log);
-  commands::CommandBus bus(**log, (*log)->keys());
+  auto keys = test::open_keys_or_die(dir);
+  commands::CommandBus bus(**log, *keys);
   for (int i = 0; i < 20; ++i) {
     command(bus, "RegisterAgent", {{"agent_id", "a" + std::to_string(i)}, {"name", "n"}});
   }
@@ -34,9 +36,8 @@ void scenario(const std::filesystem::path& dir) {
 }
 
 std::optional<json> record(const std::filesystem::path& dir, const std::string& key) {
-  auto log = core::Log::open(dir);
-  REQUIRE(log);
-  auto store = (*log)->model_store("catalog@v1");
+  auto models = test::open_models_or_die(dir);
+  auto store = models->store("catalog@v1");
   REQUIRE(store);
   auto v = (*store)->get(key);
   REQUIRE(v);
@@ -70,9 +71,8 @@ TEST_CASE(
   CHECK(r.out.find("catalog@v1  ok") != std::string::npos);
 
   {
-    auto log = core::Log::open(dir.path());
-    REQUIRE(log);
-    core::ModelStore& s = *(*log)->model_store("catalog@v1").value();
+    auto models = test::open_models_or_die(dir.path());
+    core::ModelStore& s = *models->store("catalog@v1").value();
     auto b = s.batch();
     REQUIRE(b.put("agent/a1", R"({"agent_id": "a1", "status": "retired"})"));
     REQUIRE(s.commit(b, s.checkpoint()));

@@ -7,6 +7,7 @@
 
 #include "core/flexjson.h"
 #include "core/time.h"
+#include "tools/engram/serve_config.h"
 
 namespace engram::cli {
 
@@ -32,10 +33,8 @@ int exit_code_for(const core::Error& e) {
   }
 }
 
-std::unique_ptr<core::Log> open_log(const std::filesystem::path& dir, bool read_only,
-                                    int& exit_code, core::LogOptions options) {
-  options.read_only = read_only;
-  options.create_if_missing = !read_only;
+std::unique_ptr<core::Log> open_log(const core::DataDir& dir, int& exit_code,
+                                    const core::LogOptions& options) {
   auto log = core::Log::open(dir, options);
   if (!log) {
     exit_code =
@@ -44,6 +43,20 @@ std::unique_ptr<core::Log> open_log(const std::filesystem::path& dir, bool read_
   }
   exit_code = kOk;
   return std::move(*log);
+}
+
+std::optional<core::DataDir> data_dir_of(const std::string& data, const std::string& config_file,
+                                         int& exit_code) {
+  ServeConfig config;
+  if (!config_file.empty()) {
+    if (auto r = apply_config_file(config_file, config); !r) {
+      exit_code = fail(kUsage, r.error().message);
+      return std::nullopt;
+    }
+  }
+  if (!data.empty()) config.data_dir = data;
+  exit_code = kOk;
+  return config.layout();
 }
 
 namespace {

@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/data_dir.h"
 #include "core/log.h"
 
 namespace engram::cli {
@@ -29,9 +31,16 @@ int fail(int code, const std::string& message);
 // Exit code for a log error.
 int exit_code_for(const core::Error& e);
 
-// Opens the log, printing a clear error on failure.
-std::unique_ptr<core::Log> open_log(const std::filesystem::path& dir, bool read_only,
-                                    int& exit_code, core::LogOptions options = {});
+// Opens the data dir's log (options say read-only or not), printing a clear
+// error on failure.
+std::unique_ptr<core::Log> open_log(const core::DataDir& dir, int& exit_code,
+                                    const core::LogOptions& options);
+
+// The data dir a command works on: `data` (--data), with the paths a serve
+// config file (--config, may be empty) moves elsewhere, such as the signing
+// key; the config's data_dir when `data` is empty. Prints the error.
+std::optional<core::DataDir> data_dir_of(const std::string& data, const std::string& config_file,
+                                         int& exit_code);
 
 // An event as one JSON object (the NDJSON form of `replay dump`).
 nlohmann::ordered_json event_to_json(const core::RecordedEvent& e);

@@ -75,7 +75,7 @@ int run_append(const AppendOptions& o) {
   if (events.empty()) return fail(kBadInput, "no events on stdin (one JSON object per line)");
 
   int code = kOk;
-  auto log = open_log(o.data_dir, false, code);
+  auto log = open_log(core::DataDir(o.data_dir), code, core::LogOptions{});
   if (!log) return code;
   auto r = log->append(o.stream, *expected, events, context);
   if (!r) return fail(exit_code_for(r.error()), r.error().to_string());

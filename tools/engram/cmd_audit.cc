@@ -9,14 +9,17 @@
 #include <thread>
 
 #include "adapters/audit/audit.h"
+#include "commands/render.h"
 #include "core/checkpoint.h"
 #include "core/files.h"
 #include "core/json.h"
+#include "core/log_tree.h"
 #include "core/time.h"
 #include "projections/audit.h"
 #include "projections/projection.h"
 #include "tools/engram/cli.h"
 #include "tools/engram/commands.h"
+#include "tools/engram/storage.h"
 #include "tools/engram/table.h"
 
 namespace engram::cli {
@@ -28,6 +31,7 @@ constexpr size_t kMaxProofFileBytes = 8 << 20;
 
 struct AuditFlags {
   std::string data_dir;
+  std::string config_file;  // a serve config: where it keeps the signing key
   bool json = false;
   // verify
   std::string checkpoints_file;
@@ -61,12 +65,13 @@ struct AuditFlags {
   std::string proof_file;
 };
 
-// The data dir, opened as a RocksDB secondary instance: read-only, it never
-// blocks a running server and sees everything it has written. Its own files
-// live in a temporary directory removed on exit.
+// The data dir, opened as RocksDB secondary instances (the log and the read
+// models) and a read-only key store: it never blocks a running server and
+// sees everything it has written. The secondaries' own files live in a
+// temporary directory removed on exit.
 class AuditLog {
  public:
-  static std::unique_ptr<AuditLog> open(const std::string& data_dir, int& code) {
+  static std::unique_ptr<AuditLog> open(const core::DataDir& dir, int& code) {
     // An audit must not slow the server it inspects: on a busy machine it
     // runs only on CPU time the server leaves idle. Threads started later
     // (RocksDB's, the hashers) inherit the policy. ENGRAM_AUDIT_PRIORITY=normal
@@ -76,43 +81,50 @@ class AuditLog {
       sched_param param{};
       (void)sched_setscheduler(0, SCHED_IDLE, &param);  // best effort: a refusal changes nothing
     }
-    auto a = std::unique_ptr<AuditLog>(new AuditLog());
+    auto a = std::unique_ptr<AuditLog>(new AuditLog(dir));
     std::string tmpl = (std::filesystem::temp_directory_path() / "engram-audit-XXXXXX").string();
     if (mkdtemp(tmpl.data()) == nullptr) {
       code = fail(kStorage, "cannot create a temporary directory for the secondary instance");
       return nullptr;
     }
     a->secondary_dir_ = tmpl;
-    core::LogOptions options;
-    options.secondary_dir = a->secondary_dir_;
-    a->log_ = open_log(data_dir, true, code, options);
-    if (!a->log_) return nullptr;
-    auto store = a->log_->model_store(fmt::format("{}@v{}", projections::AuditProjection::kName,
-                                                  projections::AuditProjection::kVersion));
+    auto storage = open_storage(dir, Access::follow, code, {}, a->secondary_dir_);
+    if (!storage) return nullptr;
+    a->storage_ = std::move(*storage);
+    auto store = a->storage_.models->store(fmt::format(
+        "{}@v{}", projections::AuditProjection::kName, projections::AuditProjection::kVersion));
     a->index_ = store ? *store : nullptr;  // none yet: the queries scan the log's tail
-    a->data_dir_ = data_dir;
     return a;
   }
   ~AuditLog() {
-    log_.reset();
+    storage_ = Storage{};
     std::error_code ec;
     if (!secondary_dir_.empty()) std::filesystem::remove_all(secondary_dir_, ec);
   }
   audit::Sources sources() const {
-    return audit::Sources{*log_, index_, core::checkpoint_file_in(data_dir_)};
+    const core::KeyStore* keys = storage_.keys.get();
+    return audit::Sources{
+        *storage_.log,
+        [keys](const core::RecordedEvent& e) {
+          return commands::render_event_json(e, commands::RenderContext{*keys});
+        },
+        index_, dir_.checkpoints_file()};
   }
-  core::Log& log() { return *log_; }
+  core::Log& log() { return *storage_.log; }
+  const core::DataDir& dir() const { return dir_; }
 
  private:
-  AuditLog() = default;
+  explicit AuditLog(const core::DataDir& dir) : dir_(dir) {}
+  core::DataDir dir_;
   std::filesystem::path secondary_dir_;
-  std::filesystem::path data_dir_;
-  std::unique_ptr<core::Log> log_;
+  Storage storage_;
   const core::ModelStore* index_ = nullptr;
 };
 
-std::filesystem::path signing_key_file(const std::filesystem::path& data_dir) {
-  return data_dir / "audit" / "signing-key.pem";
+std::unique_ptr<AuditLog> open_audit(const AuditFlags& f, int& code) {
+  auto dir = data_dir_of(f.data_dir, f.config_file, code);
+  if (!dir) return nullptr;
+  return AuditLog::open(*dir, code);
 }
 
 int query_failed(const core::Error& e) {
@@ -187,7 +199,7 @@ int run_verify(const AuditFlags& f) {
   int code = kOk;
   auto trusted = trusted_key(f.public_key, code);
   if (code != kOk) return code;
-  auto a = AuditLog::open(f.data_dir, code);
+  auto a = open_audit(f, code);
   if (!a) return code;
   const uint64_t head = a->log().head().position.value();
   Progress progress("verify", head, head > 100'000);
@@ -196,7 +208,7 @@ int run_verify(const AuditFlags& f) {
   o.to = core::Position(f.to);
   if (!f.checkpoints_file.empty()) o.checkpoints_file = f.checkpoints_file;
   o.trusted = trusted;
-  o.public_key_file = signing_key_file(f.data_dir).string() + ".pub";
+  o.public_key_file = a->dir().signing_public_key_file();
   o.threads = f.threads;
   o.progress = [&](uint64_t done, uint64_t) { progress.update(done); };
   auto r = audit::verify(a->sources(), o);
@@ -248,23 +260,25 @@ int run_checkpoint(const AuditFlags& f) {
   if (f.sign) {
     // Signing needs the writer's view (what is acknowledged), so the
     // server must be stopped: the open fails with exit 4 when it runs.
-    auto log = open_log(f.data_dir, false, code);
+    auto dir = data_dir_of(f.data_dir, f.config_file, code);
+    if (!dir) return code;
+    auto log = open_log(*dir, code, core::LogOptions{});
     if (!log) return code;
-    auto key = core::SigningKey::load_or_create(signing_key_file(f.data_dir));
+    auto key = core::SigningKey::load_or_create(dir->signing_key_file());
     if (!key) return fail(kStorage, key.error().message);
     const core::Head head = log->head();
-    auto root = log->tree_root(head.position);
+    auto root = core::LogTree(*log).root(head.position);
     if (!root) return fail(kStorage, root.error().to_string());
     const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
     const auto c =
         core::Checkpoint::sign(*key, log->log_id(), head.position, head.hash, *root, now_ns);
-    if (auto w = core::CheckpointFile(core::checkpoint_file_in(f.data_dir)).append(c); !w) {
+    if (auto w = core::CheckpointFile(dir->checkpoints_file()).append(c); !w) {
       return fail(kStorage, w.error().message);
     }
   }
-  auto a = AuditLog::open(f.data_dir, code);
+  auto a = open_audit(f, code);
   if (!a) return code;
   auto r = audit::checkpoints(a->sources());
   if (!r) return query_failed(r.error());
@@ -291,7 +305,7 @@ int run_checkpoint(const AuditFlags& f) {
 
 int run_history(const AuditFlags& f) {
   int code = kOk;
-  auto a = AuditLog::open(f.data_dir, code);
+  auto a = open_audit(f, code);
   if (!a) return code;
   auto r = audit::history(a->sources(), f.stream, f.from_version, f.limit);
   if (!r) return query_failed(r.error());
@@ -322,7 +336,7 @@ int run_trace(const AuditFlags& f) {
   auto id = core::Uuid::parse(f.correlation);
   if (!id) return fail(kUsage, "CORRELATION_ID must be a UUID");
   int code = kOk;
-  auto a = AuditLog::open(f.data_dir, code);
+  auto a = open_audit(f, code);
   if (!a) return code;
   auto r = audit::trace(a->sources(), *id);
   if (!r) return query_failed(r.error());
@@ -350,7 +364,7 @@ int run_actor(const AuditFlags& f) {
     until = *t;
   }
   int code = kOk;
-  auto a = AuditLog::open(f.data_dir, code);
+  auto a = open_audit(f, code);
   if (!a) return code;
   auto r = audit::actor(a->sources(), f.actor, since, until, core::Position(f.cursor), f.limit);
   if (!r) return query_failed(r.error());
@@ -367,7 +381,7 @@ int run_actor(const AuditFlags& f) {
 
 int run_state(const AuditFlags& f) {
   int code = kOk;
-  auto a = AuditLog::open(f.data_dir, code);
+  auto a = open_audit(f, code);
   if (!a) return code;
   const core::Position at = f.at == 0 ? a->log().head().position : core::Position(f.at);
   auto r = audit::state(a->sources(), f.stream, at);
@@ -389,7 +403,7 @@ int run_state(const AuditFlags& f) {
 
 int run_proof(const AuditFlags& f) {
   int code = kOk;
-  auto a = AuditLog::open(f.data_dir, code);
+  auto a = open_audit(f, code);
   if (!a) return code;
   std::optional<core::Position> size;
   if (f.tree_size > 0) size = core::Position(f.tree_size);
@@ -400,7 +414,7 @@ int run_proof(const AuditFlags& f) {
 
 int run_consistency(const AuditFlags& f) {
   int code = kOk;
-  auto a = AuditLog::open(f.data_dir, code);
+  auto a = open_audit(f, code);
   if (!a) return code;
   auto r = audit::consistency_proof(a->sources(), core::Position(f.old_size),
                                     core::Position(f.new_size));
@@ -438,6 +452,14 @@ int run_verify_proof(const AuditFlags& f) {
   return r["ok"].get<bool>() ? kOk : kVerifyFailed;
 }
 
+// --data, and --config for a server whose config moves the signing key.
+void add_data_options(CLI::App* cmd, AuditFlags& f) {
+  cmd->add_option("--data", f.data_dir, "Data directory of the log")->required();
+  cmd->add_option("--config", f.config_file,
+                  "The server's config file: its signing_key_file is the key to sign and verify "
+                  "with (default: DATA/audit/signing-key.pem)");
+}
+
 }  // namespace
 
 void add_audit_command(CLI::App& app, int& exit_code) {
@@ -446,7 +468,7 @@ void add_audit_command(CLI::App& app, int& exit_code) {
   audit->require_subcommand(1);
   auto f = std::make_shared<AuditFlags>();
   auto data = [&](CLI::App* cmd) {
-    cmd->add_option("--data", f->data_dir, "Data directory of the log")->required();
+    add_data_options(cmd, *f);
     cmd->add_flag("--json", f->json, "Print the answer as JSON");
   };
   auto run = [&](CLI::App* cmd, int (*fn)(const AuditFlags&)) {
@@ -520,7 +542,7 @@ void add_audit_command(CLI::App& app, int& exit_code) {
 
   auto* proof = audit->add_subcommand(
       "proof", "An inclusion proof of one event against a signed checkpoint (JSON)");
-  proof->add_option("--data", f->data_dir, "Data directory of the log")->required();
+  add_data_options(proof, *f);
   proof->add_option("POSITION", f->position, "Position of the event")->required();
   proof->add_option("--tree-size", f->tree_size,
                     "The checkpoint to prove against, by its position (default: the newest)");
@@ -529,7 +551,7 @@ void add_audit_command(CLI::App& app, int& exit_code) {
 
   auto* consistency = audit->add_subcommand(
       "consistency", "A proof that a later signed checkpoint extends an earlier one (JSON)");
-  consistency->add_option("--data", f->data_dir, "Data directory of the log")->required();
+  add_data_options(consistency, *f);
   consistency->add_option("OLD", f->old_size, "The earlier checkpoint's position")->required();
   consistency->add_option("NEW", f->new_size, "The later checkpoint's position")->required();
   consistency->add_option("--out", f->out_file, "Write the proof here instead of stdout");

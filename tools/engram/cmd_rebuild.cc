@@ -10,6 +10,7 @@
 #include "tools/engram/cli.h"
 #include "tools/engram/commands.h"
 #include "tools/engram/read_models.h"
+#include "tools/engram/storage.h"
 
 namespace engram::cli {
 namespace {
@@ -21,10 +22,10 @@ struct RebuildOptions {
 };
 
 // The projections `name` selects ("all" or one name); empty when unknown.
-std::vector<std::shared_ptr<projections::Projection>> select(core::Log& log,
+std::vector<std::shared_ptr<projections::Projection>> select(const Storage& storage,
                                                              const std::string& name) {
   std::vector<std::shared_ptr<projections::Projection>> out;
-  for (auto& p : read_models(log)) {
+  for (auto& p : read_models(*storage.keys)) {
     if (name == "all" || p->name() == name) out.push_back(std::move(p));
   }
   return out;
@@ -32,19 +33,19 @@ std::vector<std::shared_ptr<projections::Projection>> select(core::Log& log,
 
 // Builds `store` (dropped first when `fresh`) until `target`, with a
 // progress bar; returns the worker's failure, if any.
-core::result<double> build(core::Log& log, std::shared_ptr<projections::Projection> p,
+core::result<double> build(const Storage& storage, std::shared_ptr<projections::Projection> p,
                            const std::string& store, bool fresh, core::Position target) {
   if (fresh) {
-    auto names = log.model_stores();
+    auto names = storage.models->stores();
     if (std::find(names.begin(), names.end(), store) != names.end()) {
-      if (auto d = log.drop_model_store(store); !d) return d.error();
+      if (auto d = storage.models->drop(store); !d) return d.error();
     }
   }
   projections::WorkerOptions o;
   o.store = store;
   o.until = target;
   const auto t0 = std::chrono::steady_clock::now();
-  auto w = projections::Worker::start(log, std::move(p), o);
+  auto w = projections::Worker::start(*storage.log, *storage.models, std::move(p), o);
   if (!w) return w.error();
   const uint64_t start = (*w)->position().value();
   Progress progress(store, target.value() - std::min(start, target.value()),
@@ -59,8 +60,8 @@ core::result<double> build(core::Log& log, std::shared_ptr<projections::Projecti
 }
 
 // SHA-256 over every (key, value) of a store, in key order.
-core::result<std::string> digest(core::Log& log, const std::string& store) {
-  auto s = log.model_store(store);
+core::result<std::string> digest(core::ModelDb& models, const std::string& store) {
+  auto s = models.store(store);
   if (!s) return s.error();
   core::Sha256 h;
   std::string from;
@@ -79,18 +80,22 @@ core::result<std::string> digest(core::Log& log, const std::string& store) {
   return core::to_hex(h.finish());
 }
 
+std::optional<Storage> open_for_rebuild(const RebuildOptions& o, int& code) {
+  return open_storage(core::DataDir(o.data_dir), Access::write, code);
+}
+
 int run_rebuild(const RebuildOptions& o) {
   int code = kOk;
-  auto log = open_log(o.data_dir, false, code);
-  if (!log) return code;
-  auto chosen = select(*log, o.projection);
+  auto storage = open_for_rebuild(o, code);
+  if (!storage) return code;
+  auto chosen = select(*storage, o.projection);
   if (chosen.empty()) return fail(kUsage, fmt::format("no projection '{}'", o.projection));
-  const uint64_t head = log->head().position.value();
+  const uint64_t head = storage->log->head().position.value();
   if (o.to > head) return fail(kUsage, fmt::format("--to {} is past the head ({})", o.to, head));
   const core::Position target(o.to == 0 ? head : o.to);
   for (auto& p : chosen) {
     const std::string store = projections::store_name(*p);
-    auto secs = build(*log, p, store, true, target);
+    auto secs = build(*storage, p, store, true, target);
     if (!secs) return fail(kStorage, fmt::format("{}: {}", store, secs.error().to_string()));
     fmt::print("{}  rebuilt to position {}: {} events in {:.3f} s ({:.0f} events/s)\n", store,
                target.value(), target.value(), *secs,
@@ -101,25 +106,25 @@ int run_rebuild(const RebuildOptions& o) {
 
 int run_verify(const RebuildOptions& o) {
   int code = kOk;
-  auto log = open_log(o.data_dir, false, code);
-  if (!log) return code;
-  auto chosen = select(*log, o.projection);
+  auto storage = open_for_rebuild(o, code);
+  if (!storage) return code;
+  auto chosen = select(*storage, o.projection);
   if (chosen.empty()) return fail(kUsage, fmt::format("no projection '{}'", o.projection));
-  const core::Position head = log->head().position;
+  const core::Position head = storage->log->head().position;
   bool all_ok = true;
   for (auto& p : chosen) {
     const std::string live = projections::store_name(*p);
     const std::string scratch = live + ".verify";
     // The live model first catches up to the head, so both reflect the same events.
-    if (auto r = build(*log, p, live, false, head); !r) {
+    if (auto r = build(*storage, p, live, false, head); !r) {
       return fail(kStorage, fmt::format("{}: {}", live, r.error().to_string()));
     }
-    if (auto r = build(*log, p, scratch, true, head); !r) {
+    if (auto r = build(*storage, p, scratch, true, head); !r) {
       return fail(kStorage, fmt::format("{}: {}", scratch, r.error().to_string()));
     }
-    auto a = digest(*log, live);
-    auto b = digest(*log, scratch);
-    (void)log->drop_model_store(scratch);
+    auto a = digest(*storage->models, live);
+    auto b = digest(*storage->models, scratch);
+    (void)storage->models->drop(scratch);
     if (!a || !b) return fail(kStorage, "reading the read models failed");
     const bool same = *a == *b;
     all_ok = all_ok && same;

@@ -55,7 +55,9 @@ int run_dump(const DumpOptions& o) {
   if (o.from == 0) return fail(kUsage, "--from must be >= 1 (positions start at 1)");
   if (o.to < o.from) return fail(kUsage, "--to must be >= --from");
   int code = kOk;
-  auto log = open_log(o.data_dir, true, code);
+  core::LogOptions lo;
+  lo.read_only = true;
+  auto log = open_log(core::DataDir(o.data_dir), code, lo);
   if (!log) return code;
 
   const uint64_t head = log->head().position.value();

@@ -20,6 +20,7 @@
 #include "tools/engram/commands.h"
 #include "tools/engram/read_models.h"
 #include "tools/engram/serve_config.h"
+#include "tools/engram/storage.h"
 
 extern const char* const kEngramOpenApiYaml;
 
@@ -79,6 +80,7 @@ int run_serve(const ServeFlags& flags) {
   if (!flags.log_level.empty()) config.log_level = flags.log_level;
   if (auto r = apply_listen(config); !r) return fail(kUsage, r.error().message);
   if (auto r = check_config(config); !r) return fail(kUsage, r.error().message);
+  const core::DataDir layout = config.layout();
 
   // Signals are handled by this thread alone (sigwait below); every thread
   // started from here on inherits the mask.
@@ -93,7 +95,7 @@ int run_serve(const ServeFlags& flags) {
 
   std::shared_ptr<auth::CachingVerifier> verifier;
   if (config.auth_enabled) {
-    auto ring = auth::KeyRing::load_or_create(config.effective_keys_file());
+    auto ring = auth::KeyRing::load_or_create(layout.token_keys_file());
     if (!ring) return fail(kDataDir, ring.error().message);
     verifier = std::make_shared<auth::CachingVerifier>(auth::Verifier(std::move(*ring)),
                                                        kVerifiedTokenCacheEntries);
@@ -104,23 +106,26 @@ int run_serve(const ServeFlags& flags) {
   // Many concurrent appenders: polling for the next append would take CPU
   // from the I/O threads that produce them.
   log_options.writer_spin_ns = 0;
-  auto log = open_log(config.data_dir, false, code, log_options);
-  if (!log) return code;
+  auto storage = open_storage(layout, Access::write, code, log_options);
+  if (!storage) return code;
+  core::Log& log = *storage->log;
 
   // Signed checkpoints of the head: every N events or T ms, and at shutdown.
-  auto signing_key = core::SigningKey::load_or_create(config.effective_signing_key_file());
+  auto signing_key = core::SigningKey::load_or_create(layout.signing_key_file());
   if (!signing_key) return fail(kDataDir, signing_key.error().message);
   auto checkpointer = std::make_unique<core::Checkpointer>(
-      *log, std::move(*signing_key),
-      core::CheckpointFile(core::checkpoint_file_in(config.data_dir)), config.checkpoints);
+      log, std::move(*signing_key), core::CheckpointFile(layout.checkpoints_file()),
+      config.checkpoints);
 
   // The bus decides on threads of its own (ThreadRole::bus), never on the
   // log's or the I/O threads; building it may rebuild the log's entity index.
-  auto bus = std::make_unique<commands::CommandBus>(*log, log->keys(), config.bus);
+  auto bus = std::make_unique<commands::CommandBus>(log, *storage->keys, config.bus);
   if (auto r = bus->status(); !r) return fail(kStorage, r.error().to_string());
 
   core::metrics::Registry metrics;
-  auto read_side = projections::Runtime::start(*log, read_models(*log));
+  register_storage_metrics(metrics, *storage);
+  auto read_side =
+      projections::Runtime::start(log, *storage->models, read_models(*storage->keys));
   if (!read_side) return fail(kStorage, read_side.error().to_string());
   (*read_side)->register_metrics(metrics);
   config.api.read_side = read_side->get();
@@ -132,9 +137,9 @@ int run_serve(const ServeFlags& flags) {
     auto w = runtime->serving(projections::AuditProjection::kName);
     return w ? &w->store() : nullptr;
   };
-  config.api.audit_checkpoints = core::checkpoint_file_in(config.data_dir);
-  config.api.audit_public_key = config.effective_signing_key_file().string() + ".pub";
-  http::Api api(*log, *bus, metrics, config.api);
+  config.api.audit_checkpoints = layout.checkpoints_file();
+  config.api.audit_public_key = layout.signing_public_key_file();
+  http::Api api(log, *bus, metrics, config.api);
   http::ServerObserver observer;
   observer.connections = [&api](int delta) { api.connections_changed(delta); };
   auto server = http::Server::start(config.server, api, observer);
@@ -149,7 +154,7 @@ int run_serve(const ServeFlags& flags) {
                        {{"listen", fmt::format("{}:{}", host, (*server)->port())},
                         {"data", config.data_dir.string()},
                         {"auth", config.auth_enabled},
-                        {"head", log->head().position.value()}});
+                        {"head", log.head().position.value()}});
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -167,8 +172,8 @@ int run_serve(const ServeFlags& flags) {
   read_side->reset();
   // Nothing appends any more: the last checkpoint covers the final head.
   checkpointer.reset();
-  const core::Head head = log->head();
-  log.reset();
+  const core::Head head = log.head();
+  storage.reset();
   core::logging::write(L::info, "stopped", {{"head", head.position.value()}});
   core::logging::flush();
   return kOk;

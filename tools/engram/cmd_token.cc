@@ -91,7 +91,7 @@ int run_issue(const IssueOptions& o) {
     if (!std::filesystem::is_directory(o.data_dir, ec)) {
       return fail(kDataDir, fmt::format("data directory {} does not exist", o.data_dir));
     }
-    const std::filesystem::path path = std::filesystem::path(o.data_dir) / "auth" / "keys.json";
+    const std::filesystem::path path = core::DataDir(o.data_dir).token_keys_file();
     const bool existed = std::filesystem::exists(path, ec);
     ring.emplace(auth::KeyRing::load_or_create(path));
     if (*ring && !existed) fmt::print(stderr, "engram: created key file {}\n", path.string());

@@ -12,6 +12,7 @@
 #include "adapters/http/server.h"
 #include "commands/bus.h"
 #include "core/checkpointer.h"
+#include "core/data_dir.h"
 #include "core/result.h"
 
 namespace engram::cli {
@@ -32,11 +33,9 @@ struct ServeConfig {
   core::CheckpointerOptions checkpoints;
   std::filesystem::path signing_key_file;
 
-  std::filesystem::path effective_signing_key_file() const {
-    return signing_key_file.empty() ? data_dir / "audit" / "signing-key.pem" : signing_key_file;
-  }
-  std::filesystem::path effective_keys_file() const {
-    return keys_file.empty() ? data_dir / "auth" / "keys.json" : keys_file;
+  // The data dir with the paths this config moves elsewhere.
+  core::DataDir layout() const {
+    return core::DataDir(data_dir, core::DataDir::Overrides{signing_key_file, keys_file});
   }
 };
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/fault_fs.h"
+#include "tests/support/log_fixture.h"
 #include "tests/support/temp_dir.h"
 
 using namespace engram;
@@ -20,6 +21,7 @@ struct InProcess {
   test::TempDir dir;
   std::shared_ptr<core::FaultInjectionFs> fs = std::make_shared<core::FaultInjectionFs>();
   std::unique_ptr<core::Log> log;
+  std::unique_ptr<core::RocksKeyStore> keys;
   std::unique_ptr<commands::CommandBus> bus;
   core::metrics::Registry metrics;
   std::unique_ptr<http::Api> api;
@@ -30,7 +32,8 @@ struct InProcess {
     auto opened = core::Log::open(dir.path(), o);
     REQUIRE(opened);
     log = std::move(*opened);
-    bus = std::make_unique<commands::CommandBus>(*log, log->keys());
+    keys = test::open_keys_or_die(dir.path());
+    bus = std::make_unique<commands::CommandBus>(*log, *keys);
     http::ApiOptions options;
     options.access_log = false;
     api = std::make_unique<http::Api>(*log, *bus, metrics, options);  // auth off: admin

@@ -10,9 +10,11 @@
 
 #include "adapters/http/api.h"
 #include "core/checkpoint.h"
+#include "core/data_dir.h"
 #include "core/merkle.h"
 #include "core/sha256.h"
 #include "core/time.h"
+#include "tests/support/log_fixture.h"
 #include "tests/support/rfc3339_cases.h"
 #include "tests/adapters/http/serve_fixture.h"
 
@@ -317,7 +319,7 @@ TEST_CASE("audit routes: history, trace, actor, state, verify and proofs for an 
     const core::Checkpoint forged =
         core::Checkpoint::sign(*key, genuine->log_id, genuine->position, genuine->head_hash,
                                other_root, genuine->signed_at_ns + 1);
-    REQUIRE(core::CheckpointFile(core::checkpoint_file_in(f.data)).append(forged));
+    REQUIRE(core::CheckpointFile(core::DataDir(f.data).checkpoints_file()).append(forged));
     json tampered =
         a.problem("/v1/audit/proof/2?tree_size=" + std::to_string(head), 409, "log_tampered");
     CHECK(tampered.value("detail", "").find("no longer matches") != std::string::npos);
@@ -363,7 +365,8 @@ TEST_CASE("audit routes: a verify checks at most max_audit_verify_events events"
     e.type = "Noted";
     REQUIRE((*log)->append("notes", core::ExpectedVersion::any(), {&e, 1}));
   }
-  commands::CommandBus bus(**log, (*log)->keys());
+  auto keys = test::open_keys_or_die(dir.path());
+  commands::CommandBus bus(**log, *keys);
   core::metrics::Registry metrics;
   http::ApiOptions options;
   options.access_log = false;

@@ -79,6 +79,7 @@ std::string render_plain(const core::RecordedEvent& e) {
 struct LogHarness {
   test::TempDir dir;
   std::unique_ptr<core::Log> log = test::open_or_die(dir.path());
+  std::unique_ptr<core::RocksKeyStore> keys = test::open_keys_or_die(dir.path());
 
   // Appends one event per type, in order, each alone.
   void append(std::initializer_list<const char*> types) {
@@ -319,7 +320,7 @@ namespace {
 struct ApiHarness {
   LogHarness h;
   std::unique_ptr<commands::CommandBus> bus =
-      std::make_unique<commands::CommandBus>(*h.log, h.log->keys());
+      std::make_unique<commands::CommandBus>(*h.log, *h.keys);
   core::metrics::Registry metrics;
   std::unique_ptr<http::Api> api;
 

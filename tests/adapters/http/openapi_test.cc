@@ -8,6 +8,7 @@
 #include <set>
 
 #include "adapters/http/api.h"
+#include "tests/support/log_fixture.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -18,7 +19,8 @@ TEST_CASE("openapi: the document and the route table name the same operations") 
   test::TempDir dir;
   auto log = core::Log::open(dir.path());
   REQUIRE(log);
-  commands::CommandBus bus(**log, (*log)->keys());
+  auto keys = test::open_keys_or_die(dir.path());
+  commands::CommandBus bus(**log, *keys);
   core::metrics::Registry metrics;
   http::Api api(**log, bus, metrics, {});
 
