@@ -95,8 +95,8 @@ commands::CommandRequest request(const std::string& type, const json& body) {
 TEST_CASE("bus threads: decisions, re-decisions and completions run on bus threads") {
   TempDir dir;
   auto log = open_or_die(dir.path());
-  auto store = open_keys_or_die(dir.path());
-  RecordingKeys keys(*store);
+  auto key_store = open_keys_or_die(dir.path());
+  RecordingKeys keys(*key_store);
   commands::BusOptions options;  // what `engram serve` starts with
   options.max_conflict_retries = 64;
   commands::CommandBus bus(*log, keys, options);
@@ -165,8 +165,8 @@ TEST_CASE("bus threads: decisions, re-decisions and completions run on bus threa
 TEST_CASE("bus threads: a full bus answers overloaded at once, and recovers") {
   TempDir dir;
   auto log = open_or_die(dir.path());
-  auto store = open_keys_or_die(dir.path());
-  RecordingKeys keys(*store);
+  auto key_store = open_keys_or_die(dir.path());
+  RecordingKeys keys(*key_store);
   commands::BusOptions options;
   options.threads = 1;
   options.max_queued_commands = 1;
