@@ -161,26 +161,41 @@ std::shared_ptr<Worker> Runtime::serving(std::string_view name) const {
   return s ? s->serving : nullptr;
 }
 
+Runtime::Status Runtime::status_of(const Slot& s) {
+  Status st;
+  st.serving_version = static_cast<uint32_t>(version_gauge(s.serving));
+  if (s.building && s.rebuild_failure.empty()) {
+    st.building_version = static_cast<uint32_t>(version_gauge(s.building));
+  }
+  if (s.serving) {
+    WorkerStats ws = s.serving->stats();
+    st.serving_position = s.serving->position();
+    st.failed = ws.failed;
+    st.unavailable = ws.failed;
+    st.failure = std::move(ws.failure);
+  }
+  if (!st.failed && !s.rebuild_failure.empty()) {
+    st.failed = true;
+    st.unavailable = !s.serving;
+    st.failure = fmt::format("rebuilding version {}: {}", s.building->projection().version(),
+                             s.rebuild_failure);
+  }
+  return st;
+}
+
 std::optional<Runtime::Status> Runtime::status(std::string_view name) const {
   std::lock_guard lock(mu_);
   const Slot* s = slot(name);
   if (s == nullptr) return std::nullopt;
-  Status st;
-  st.serving_version = static_cast<uint32_t>(version_gauge(s->serving));
-  if (s->building && s->rebuild_failure.empty()) {
-    st.building_version = static_cast<uint32_t>(version_gauge(s->building));
-  }
-  if (s->serving) {
-    WorkerStats ws = s->serving->stats();
-    st.failed = ws.failed;
-    st.failure = std::move(ws.failure);
-  }
-  if (!st.failed && !s->rebuild_failure.empty()) {
-    st.failed = true;
-    st.failure = fmt::format("rebuilding version {}: {}", s->building->projection().version(),
-                             s->rebuild_failure);
-  }
-  return st;
+  return status_of(*s);
+}
+
+std::vector<std::pair<std::string, Runtime::Status>> Runtime::statuses() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, Status>> out;
+  out.reserve(slots_.size());
+  for (const auto& s : slots_) out.emplace_back(s.name, status_of(s));
+  return out;
 }
 
 std::vector<std::shared_ptr<Worker>> Runtime::workers() const {

@@ -68,11 +68,18 @@ class Runtime {
 
   struct Status {
     uint32_t serving_version = 0;   // 0: nothing serves
+    core::Position serving_position;  // the serving worker's last applied position
     uint32_t building_version = 0;  // 0: no rebuild under way (or it failed)
     bool failed = false;            // the serving worker or the rebuild failed
-    std::string failure;            // why
+    // Queries to this name fail until an operator acts: the serving worker
+    // failed, or nothing serves and the rebuild failed. A failed rebuild
+    // beside a healthy serving worker is `failed` but not `unavailable`.
+    bool unavailable = false;
+    std::string failure;  // why
   };
   std::optional<Status> status(std::string_view name) const;
+  // Every projection name's status, in the order the projections were given.
+  std::vector<std::pair<std::string, Status>> statuses() const;
 
   // Every running worker (serving and building).
   std::vector<std::shared_ptr<Worker>> workers() const;
@@ -92,6 +99,7 @@ class Runtime {
       : log_(log), models_(models), options_(options) {}
   void watch();  // the swap thread
   const Slot* slot(std::string_view name) const;
+  static Status status_of(const Slot& s);  // under mu_
 
   const core::Log& log_;
   core::ModelDb& models_;

@@ -1,6 +1,9 @@
 // GET /healthz, /readyz, /metrics and /v1/openapi.yaml.
 
+#include <fmt/format.h>
+
 #include "adapters/http/routes.h"
+#include "projections/runtime.h"
 
 namespace engram::http {
 namespace {
@@ -11,15 +14,38 @@ void healthz(const ExchangePtr& x) {
   x->answer(json_response(200, {{"status", "ok"}}));
 }
 
+// Ready means the node can take writes and answer every read model: the
+// log is writable and no projection is unavailable (a failed serving
+// worker stays failed until a restart). A failed rebuild beside a healthy
+// serving version, or a rebuild under way, is shown but keeps the node
+// ready: queries are answered by what served before.
 void readyz(Services& s, const ExchangePtr& x) {
   const core::Health h = s.log.health();
-  if (!h.writable) {
-    Response r = json_response(503, {{"status", "not_ready"}, {"reason", h.reason}});
+  nlohmann::json projections = nlohmann::json::object();
+  std::string unavailable;
+  if (s.options.read_side != nullptr) {
+    for (const auto& [name, st] : s.options.read_side->statuses()) {
+      nlohmann::json p = {{"version", st.serving_version},
+                          {"position", st.serving_position.value()}};
+      if (st.building_version != 0) p["rebuilding_version"] = st.building_version;
+      if (st.failed) p["failure"] = st.failure;
+      projections[name] = std::move(p);
+      if (st.unavailable && unavailable.empty()) {
+        unavailable = fmt::format("projection {} failed: {}", name, st.failure);
+      }
+    }
+  }
+  const std::string reason = !h.writable ? h.reason : unavailable;
+  if (!reason.empty()) {
+    Response r = json_response(
+        503, {{"status", "not_ready"}, {"reason", reason}, {"projections", projections}});
     r.headers.emplace_back("Retry-After", "5");
     x->answer(std::move(r));
     return;
   }
-  x->answer(json_response(200, {{"status", "ready"}, {"head", s.log.head().position.value()}}));
+  x->answer(json_response(200, {{"status", "ready"},
+                                {"head", s.log.head().position.value()},
+                                {"projections", projections}}));
 }
 
 void metrics(Services& s, const ExchangePtr& x) {

@@ -5,10 +5,14 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <future>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "core/fault_fs.h"
+#include "projections/runtime.h"
+#include "tests/projections/counter.h"
 #include "tests/support/log_fixture.h"
 #include "tests/support/temp_dir.h"
 
@@ -24,6 +28,7 @@ struct InProcess {
   std::unique_ptr<core::RocksKeyStore> keys;
   std::unique_ptr<commands::CommandBus> bus;
   core::metrics::Registry metrics;
+  http::ApiOptions options;
   std::unique_ptr<http::Api> api;
 
   InProcess() {
@@ -34,9 +39,15 @@ struct InProcess {
     log = std::move(*opened);
     keys = test::open_keys_or_die(dir.path());
     bus = std::make_unique<commands::CommandBus>(*log, *keys);
-    http::ApiOptions options;
+    make_api();
+  }
+
+  // A new API over `read_side` (auth off: admin).
+  void make_api(projections::Runtime* read_side = nullptr) {
+    api.reset();
     options.access_log = false;
-    api = std::make_unique<http::Api>(*log, *bus, metrics, options);  // auth off: admin
+    options.read_side = read_side;
+    api = std::make_unique<http::Api>(*log, *bus, metrics, options);
   }
 
   http::Response call(std::string method, std::string target, std::string body = "") {
@@ -86,6 +97,77 @@ TEST_CASE("api: a failed fsync gives 500, then 503 with Retry-After, and /readyz
   CHECK(p.call("GET", "/healthz").status == 200);
   // Reads keep working.
   CHECK(p.call("GET", "/v1/streams/agent-a1").status == 200);
+}
+
+TEST_CASE("api: /readyz shows the read models; a failed rebuild keeps it ready, a failed model not") {
+  InProcess p;
+  auto models = test::open_models_or_die(p.dir.path());
+  for (const char* type : {"Tick", "Poison", "Tick"}) {
+    const std::vector<core::EventData> e{test::event(type)};
+    REQUIRE(p.log->append("ticks", core::ExpectedVersion::any(), e));
+  }
+  auto caught_up = [&](projections::Runtime& rt) {
+    auto w = rt.serving("counter");
+    return w && w->wait_for(p.log->head().position, std::chrono::seconds(10));
+  };
+  using Counter = test::CounterProjection;
+  const std::vector<std::string> ticks{"Tick"};
+  {
+    auto rt = projections::Runtime::start(*p.log, *models, {std::make_shared<Counter>(ticks)});
+    REQUIRE(rt);
+    REQUIRE(caught_up(**rt));
+    p.make_api(rt->get());
+    auto ready = p.call("GET", "/readyz");
+    CHECK(ready.status == 200);
+    const json body = json::parse(ready.body);
+    CHECK(body["projections"]["counter"]["version"] == 1);
+    CHECK(body["projections"]["counter"]["position"] == 3);
+    CHECK_FALSE(body["projections"]["counter"].contains("failure"));
+    p.make_api();
+  }
+  {
+    // Version 2 counts every type and fails at the poison; version 1 serves.
+    auto rt = projections::Runtime::start(
+        *p.log, *models,
+        {std::make_shared<Counter>(ticks, 1), std::make_shared<Counter>(std::vector<std::string>{}, 2)});
+    REQUIRE(rt);
+    p.make_api(rt->get());
+    json body;
+    for (int i = 0; i < 2000 && !body["projections"]["counter"].contains("failure"); ++i) {
+      auto ready = p.call("GET", "/readyz");
+      REQUIRE(ready.status == 200);
+      body = json::parse(ready.body);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    CHECK(body["status"] == "ready");
+    CHECK(body["projections"]["counter"]["version"] == 1);
+    CHECK_FALSE(body["projections"]["counter"].contains("rebuilding_version"));
+    CHECK(body["projections"]["counter"]["failure"].get<std::string>().find("poison") !=
+          std::string::npos);
+    p.make_api();
+  }
+  {
+    // Only version 3's class: nothing serves while it builds beside the old
+    // stores, and it fails at the poison, so the model is unavailable.
+    auto rt = projections::Runtime::start(
+        *p.log, *models, {std::make_shared<Counter>(std::vector<std::string>{}, 3)});
+    REQUIRE(rt);
+    p.make_api(rt->get());
+    http::Response ready;
+    for (int i = 0; i < 2000; ++i) {
+      ready = p.call("GET", "/readyz");
+      if (ready.status != 200) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    CHECK(ready.status == 503);
+    CHECK(InProcess::header(ready, "Retry-After") == "5");
+    const json body = json::parse(ready.body);
+    CHECK(body["status"] == "not_ready");
+    CHECK(body["reason"].get<std::string>().find("projection counter failed") !=
+          std::string::npos);
+    CHECK(body["projections"]["counter"]["version"] == 0);
+    p.make_api();
+  }
 }
 
 TEST_CASE("api: queries without a running read model answer 503 with Retry-After") {
