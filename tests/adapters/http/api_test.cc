@@ -99,7 +99,7 @@ TEST_CASE("api: a failed fsync gives 500, then 503 with Retry-After, and /readyz
   CHECK(p.call("GET", "/v1/streams/agent-a1").status == 200);
 }
 
-TEST_CASE("api: /readyz shows the read models; a failed rebuild keeps it ready, a failed model not") {
+TEST_CASE("api: /readyz shows the read models, a failed rebuild keeps it ready, a failed model not") {
   InProcess p;
   auto models = test::open_models_or_die(p.dir.path());
   for (const char* type : {"Tick", "Poison", "Tick"}) {
