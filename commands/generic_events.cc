@@ -4,10 +4,18 @@
 
 #include <string>
 
+#include "commands/aggregates.h"
 #include "commands/errors.h"
 #include "core/json.h"
 
 namespace engram::commands {
+
+result<void> check_generic_stream(std::string_view stream) {
+  if (!is_domain_stream(stream)) return {};
+  return forbidden("domain_stream",
+                   fmt::format("'{}' belongs to the domain; send a command instead", stream));
+}
+
 namespace {
 
 using nlohmann::json;

@@ -30,6 +30,12 @@
 
 namespace engram::commands {
 
+// Generic events go only to streams the domain does not own: a domain
+// stream ("agent-…", "memory-…", commands/aggregates.h) is written by its
+// commands alone, which keep its rules and seal memories. A domain stream is
+// refused with kind forbidden, code domain_stream.
+result<void> check_generic_stream(std::string_view stream);
+
 struct GenericLimits {
   size_t max_events = 100;  // per request body
   size_t max_json_depth = core::kMaxJsonDepth;

@@ -120,7 +120,11 @@ struct VerifyOptions {
 // events still has its root. {"ok", "events_checked", "head_position",
 // "head_hash", "tree_root", "index_entries_checked", "tree_nodes_checked",
 // "first_bad_position", "problem", "checkpoints": {"file", "checked",
-// "key_id", "ok", "first_bad" : {"position", "problem"}}}.
+// "key_id", "ok", "first_bad" : {"position", "problem"},
+// "newer_than_verified"}}. A checkpoint beyond the log's head fails as a drop
+// unless the log (a secondary following a running writer) has reached it
+// by the time it is read: then it and the later ones were signed after the
+// verify's view and are counted in "newer_than_verified".
 core::result<json> verify(const Sources& s, const VerifyOptions& o);
 
 }  // namespace engram::audit

@@ -16,13 +16,8 @@ using nlohmann::json;
 
 void append(Services& s, const ExchangePtr& x) {
   const std::string& stream = x->param("stream");
-  if (commands::CommandBus::is_domain_stream(stream)) {
-    return x->fail({403,
-                    "domain_stream",
-                    fmt::format("'{}' belongs to the domain; send a command instead", stream),
-                    {},
-                    {},
-                    {}});
+  if (auto ok = commands::check_generic_stream(stream); !ok) {
+    return x->fail(problem_from_command(ok.error()));
   }
   auto body = json_body(x, s.options);
   if (!body) return;

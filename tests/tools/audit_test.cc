@@ -11,9 +11,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "adapters/audit/audit.h"
 #include "core/checkpoint.h"
+#include "core/data_dir.h"
 #include "core/event.h"
 #include "core/keys.h"
+#include "core/log.h"
+#include "core/log_tree.h"
 #include "core/time.h"
 #include "tests/support/http_client.h"
 #include "tests/support/raw_db.h"
@@ -428,6 +432,70 @@ TEST_CASE("audit: a running server under write load gives consistent answers") {
   CHECK(written > 0);
   CHECK(last_checked > 0);
   s.stop();
+}
+
+TEST_CASE("audit: a checkpoint signed after a live verify's view is newer, not a drop") {
+  TempDir dir;
+  const core::DataDir data(dir / "data");
+  auto writer = core::Log::open(data);
+  REQUIRE(writer);
+  core::Log& log = **writer;
+  auto append = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      core::EventData e;
+      e.type = "Noted";
+      REQUIRE(log.append("notes", core::ExpectedVersion::any(), std::span(&e, 1)));
+    }
+  };
+  const core::SigningKey key = core::SigningKey::generate();
+  const core::CheckpointFile file(data.checkpoints_file());
+  auto sign = [&](core::Position at, const core::Hash256& head_hash) {
+    auto root = core::LogTree(log).root(at);
+    REQUIRE(root);
+    REQUIRE(file.append(core::Checkpoint::sign(key, log.log_id(), at, head_hash, *root, 1)));
+  };
+  append(5);
+  sign(log.head().position, log.head().hash);
+
+  // The auditor's view (a secondary, as `engram audit` opens it) is taken
+  // here; the server then writes on and signs again.
+  core::LogOptions follow;
+  follow.read_only = true;
+  follow.secondary_dir = dir / "secondary";
+  auto follower = core::Log::open(data, follow);
+  REQUIRE(follower);
+  append(5);
+  sign(log.head().position, log.head().hash);
+
+  const engram::audit::Sources sources{
+      **follower, [](const core::RecordedEvent&) { return json::object(); }, nullptr,
+      data.checkpoints_file()};
+  engram::audit::VerifyOptions options;
+  options.trusted = key.public_key();
+  auto r = engram::audit::verify(sources, options);
+  REQUIRE(r);
+  CHECK((*r)["ok"].get<bool>());
+  CHECK((*r)["head_position"] == 5);
+  CHECK((*r)["checkpoints"]["checked"] == 1);
+  CHECK((*r)["checkpoints"]["newer_than_verified"] == 1);
+
+  // A checkpoint the log never reached, even after catching up, is a drop.
+  core::Hash256 elsewhere{};
+  elsewhere[0] = 1;
+  REQUIRE(file.append(
+      core::Checkpoint::sign(key, log.log_id(), core::Position(100), elsewhere, elsewhere, 2)));
+  follow.secondary_dir = dir / "secondary-2";
+  auto late = core::Log::open(data, follow);
+  REQUIRE(late);
+  const engram::audit::Sources late_sources{
+      **late, [](const core::RecordedEvent&) { return json::object(); }, nullptr,
+      data.checkpoints_file()};
+  r = engram::audit::verify(late_sources, options);
+  REQUIRE(r);
+  CHECK_FALSE((*r)["ok"].get<bool>());
+  CHECK((*r)["checkpoints"]["checked"] == 2);
+  CHECK((*r)["checkpoints"]["first_bad"]["problem"].get<std::string>().find(
+            "acknowledged events were dropped") != std::string::npos);
 }
 
 TEST_CASE("audit: actor --since and --until hold to the strict RFC 3339 table") {

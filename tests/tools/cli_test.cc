@@ -153,6 +153,20 @@ TEST_CASE("cli: bad options exit 2, missing data dir exits 4, conflicts exit 5")
   CHECK(conflict.err.find("wrong_expected_version") != std::string::npos);
 }
 
+TEST_CASE("cli: append refuses a domain stream, as POST /v1/streams does, and changes nothing") {
+  TempDir dir;
+  const std::string d = dir / "data";
+  REQUIRE(append(d, "notes", R"({"type":"A","data":{}})").exit_code == 0);
+  for (const std::string stream : {"memory-alice", "task-t1", "agent-a1"}) {
+    const RunResult r = append(d, stream, R"({"type":"MemoryStored","data":{}})");
+    CHECK(r.exit_code == 2);
+    CHECK_MESSAGE(r.err.find("'" + stream + "' belongs to the domain; send a command instead") !=
+                      std::string::npos,
+                  r.err);
+  }
+  CHECK(dump(d).size() == 1);
+}
+
 TEST_CASE("cli: a data dir locked by a running writer is reported, and readers still work") {
   TempDir dir;
   const std::string d = dir / "data";

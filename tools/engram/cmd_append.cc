@@ -44,6 +44,9 @@ int run_append(const AppendOptions& o) {
     return fail(kUsage,
                 fmt::format("--expected must be {}, not '{}'", core::kExpectedVersionHelp, o.expected));
   }
+  if (auto ok = commands::check_generic_stream(o.stream); !ok) {
+    return fail(kUsage, "--stream: " + ok.error().detail);
+  }
   core::AppendContext context;
   context.actor = o.actor;
   if (!o.correlation_id.empty()) {

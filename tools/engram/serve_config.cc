@@ -93,10 +93,19 @@ core::result<void> apply_config_file(const std::filesystem::path& path, ServeCon
       r = size(v, k, 1, 100'000'000, c.bus.state_cache_entries);
     } else if (k == "state_cache_bytes") {
       r = size(v, k, 1 << 20, uint64_t{64} << 30, c.bus.state_cache_bytes);
-    } else if (k == "bus_threads") {
-      r = size(v, k, 1, core::ThreadPool::kMaxThreads, c.bus.threads);
-    } else if (k == "bus_max_queued_commands") {
-      r = size(v, k, 1, 1'000'000, c.bus.max_queued_commands);
+    } else if (k == "bus") {
+      if (!v.is_object()) return bad("config: 'bus' must be an object");
+      for (const auto& [bk, bv] : v.items()) {
+        const std::string key = "bus." + bk;
+        if (bk == "threads") {
+          r = size(bv, key, 1, core::ThreadPool::kMaxThreads, c.bus.threads);
+        } else if (bk == "max_queued_commands") {
+          r = size(bv, key, 1, 1'000'000, c.bus.max_queued_commands);
+        } else {
+          return bad(fmt::format("config: unknown key '{}'", key));
+        }
+        if (!r) return r;
+      }
     } else if (k == "access_log") {
       if (!v.is_boolean()) return bad("config: 'access_log' must be true or false");
       c.api.access_log = v.get<bool>();

@@ -23,7 +23,7 @@ struct ServeConfig {
   http::ServerOptions server;
   http::ApiOptions api;
   // The command bus: its state cache, its threads and its admission bound
-  // (state_cache_*, bus_threads, bus_max_queued_commands in the file).
+  // (state_cache_*, bus.threads, bus.max_queued_commands in the file).
   commands::BusOptions bus;
   bool auth_enabled = true;
   std::filesystem::path keys_file;  // empty: <data>/auth/keys.json

@@ -297,6 +297,12 @@ TEST_CASE("serve: bad settings exit 2 naming the problem, a data dir in use exit
   CHECK(range.exit_code == 2);
   CHECK(range.err.find("io_threads") != std::string::npos);
   CHECK(bad_config("{not json").exit_code == 2);
+  RunResult bus_threads = bad_config(R"({"bus": {"threads": 0}})");
+  CHECK(bus_threads.exit_code == 2);
+  CHECK(bus_threads.err.find("bus.threads") != std::string::npos);
+  RunResult bus_key = bad_config(R"({"bus": {"max_queued": 5}})");
+  CHECK(bus_key.exit_code == 2);
+  CHECK(bus_key.err.find("bus.max_queued") != std::string::npos);
   RunResult listen = run({ENGRAM_BINARY, "serve", "--data", data, "--listen", "localhost"});
   CHECK(listen.exit_code == 2);
   CHECK(listen.err.find("ADDR:PORT") != std::string::npos);
