@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -29,7 +31,7 @@ using nlohmann::json;
 namespace d = engram::domain;
 
 constexpr std::string_view kSnapshotFile = "vectors.snapshot";
-constexpr std::string_view kSnapshotMagic = "ENGRAM-MEMVEC-01";  // 16 bytes
+constexpr std::string_view kSnapshotMagic = "ENGRAM-MEMVEC-02";  // 16 bytes
 constexpr size_t kHashBytes = 32;
 // Owners and memories per store scan page (ModelStore bounds scans too).
 constexpr size_t kScanPage = 4096;
@@ -179,11 +181,68 @@ core::result<void> write_file_atomically(const std::filesystem::path& path,
 
 }  // namespace
 
+namespace {
+
+// An owner's Meta by vector id, in stripes: a search's lookup and the
+// worker's update each hold one stripe's lock for one map operation, so
+// neither waits for the other's whole batch or search.
+class MetaTable {
+ public:
+  using Meta = MemoriesProjection::Meta;
+
+  // Calls f(meta) under the stripe's lock; false when `id` is absent.
+  template <typename F>
+  bool visit(int64_t id, F&& f) const {
+    const Stripe& s = stripe(id);
+    std::shared_lock lock(s.mu);
+    auto it = s.map.find(id);
+    if (it == s.map.end()) return false;
+    f(it->second);
+    return true;
+  }
+  void put(int64_t id, Meta meta) {
+    Stripe& s = stripe(id);
+    std::unique_lock lock(s.mu);
+    if (s.map.insert_or_assign(id, std::move(meta)).second) {
+      size_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  void erase(int64_t id) {
+    Stripe& s = stripe(id);
+    std::unique_lock lock(s.mu);
+    if (s.map.erase(id) > 0) size_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  size_t size() const { return size_.load(std::memory_order_relaxed); }
+  // Every entry, a stripe at a time: a consistent whole on the worker's
+  // thread, the only one that changes the table.
+  template <typename F>
+  void for_each(F&& f) const {
+    for (const Stripe& s : stripes_) {
+      std::shared_lock lock(s.mu);
+      for (const auto& [id, meta] : s.map) f(id, meta);
+    }
+  }
+
+ private:
+  // Few: an owner with one memory pays for every stripe.
+  static constexpr size_t kStripes = 8;
+  struct Stripe {
+    mutable std::shared_mutex mu;
+    std::unordered_map<int64_t, Meta> map;
+  };
+  Stripe& stripe(int64_t id) { return stripes_[static_cast<uint64_t>(id) % kStripes]; }
+  const Stripe& stripe(int64_t id) const { return stripes_[static_cast<uint64_t>(id) % kStripes]; }
+  std::array<Stripe, kStripes> stripes_;
+  std::atomic<size_t> size_{0};
+};
+
+}  // namespace
+
 struct MemoriesProjection::OwnerIndex {
-  explicit OwnerIndex(VectorIndex::Options o) : index(std::make_unique<VectorIndex>(o)) {}
+  explicit OwnerIndex(const VectorIndex::Options& o) : index(std::make_unique<VectorIndex>(o)) {}
   explicit OwnerIndex(std::unique_ptr<VectorIndex> i) : index(std::move(i)) {}
   std::unique_ptr<VectorIndex> index;
-  std::unordered_map<int64_t, Meta> meta;
+  MetaTable meta;
 };
 
 struct MemoriesProjection::Change {
@@ -220,6 +279,44 @@ MemoriesIndexReport MemoriesProjection::report() const {
     if (idx->index->is_ivf()) ++r.ivf_indexes;
   }
   return r;
+}
+
+std::shared_ptr<MemoriesProjection::OwnerIndex> MemoriesProjection::owner_index(
+    std::string_view owner) const {
+  std::shared_lock lock(mu_);
+  auto it = owners_.find(owner);
+  return it == owners_.end() ? nullptr : it->second;
+}
+
+void MemoriesProjection::set_owner_index(const std::string& owner,
+                                         std::shared_ptr<OwnerIndex> index) {
+  std::shared_ptr<OwnerIndex> old;
+  {
+    std::unique_lock lock(mu_);
+    auto it = owners_.find(owner);
+    if (it != owners_.end()) {
+      old = std::move(it->second);
+      if (index == nullptr) {
+        owners_.erase(it);
+      } else {
+        it->second = std::move(index);
+      }
+    } else if (index != nullptr) {
+      owners_.emplace(owner, std::move(index));
+    }
+  }
+  retire(std::move(old));
+}
+
+void MemoriesProjection::retire(std::shared_ptr<OwnerIndex> old) {
+  if (old != nullptr) retired_.push_back(std::move(old));
+  std::erase_if(retired_, [](const std::shared_ptr<OwnerIndex>& idx) {
+    if (idx.use_count() != 1) return false;
+    // Pairs with the release in the last search's reference drop, so its
+    // reads happen before the index is freed here.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return true;
+  });
 }
 
 // --- apply ------------------------------------------------------------------
@@ -342,69 +439,101 @@ core::result<void> MemoriesProjection::apply(std::span<const core::RecordedEvent
 // --- the in-memory index ----------------------------------------------------
 
 core::result<void> MemoriesProjection::apply_changes(std::vector<Change>& changes) {
-  // Under mu_ exclusively. Upserts are gathered per owner and added to the
-  // owner's index in one call, flushed before any other change of that
-  // owner: FAISS pays a parallel region and a coarse assignment per add
-  // call, about 0.4 ms, which one-vector adds would pay per memory.
-  struct Pending {
-    std::vector<int64_t> ids;
-    std::vector<float> vectors;
+  // On the worker's thread. The changes are folded into the final state of
+  // each memory they touch, per owner, so that each owner's index gets one
+  // removal and one add: FAISS pays a parallel region and a coarse
+  // assignment per add call, about 0.4 ms, which one-vector adds would pay
+  // per memory.
+  struct Plan {
+    bool drop = false;  // SubjectForgotten: what the owner had before is gone
+    std::unordered_map<int64_t, size_t> last;  // vector id -> index in `changes`
   };
-  std::map<std::string, Pending, std::less<>> pending;
-  auto flush = [&](const std::string& owner) -> core::result<void> {
-    auto p = pending.find(owner);
-    if (p == pending.end()) return {};
-    auto it = owners_.find(owner);
-    ENGRAM_ASSERT(it != owners_.end());
-    auto r = it->second->index->upsert_many(p->second.ids, p->second.vectors);
-    pending.erase(p);
-    return r;
-  };
-  for (auto& c : changes) {
-    auto it = owners_.find(c.owner);
-    if (c.kind == Change::Kind::upsert) {
-      if (it == owners_.end()) {
-        it = owners_.emplace(c.owner, std::make_unique<OwnerIndex>(options_.index)).first;
-      }
-      const int64_t vid = vector_id(c.meta.memory_id);
-      auto& meta = it->second->meta;
-      if (auto m = meta.find(vid); m != meta.end() && m->second.memory_id != c.meta.memory_id) {
-        return core::make_error(core::errc::internal,
-                                fmt::format("memories {} and {} of {} share vector id {}",
-                                            m->second.memory_id, c.meta.memory_id, c.owner, vid));
-      }
-      Pending& p = pending[c.owner];
-      p.ids.push_back(vid);
-      p.vectors.insert(p.vectors.end(), c.vector.begin(), c.vector.end());
-      meta[vid] = std::move(c.meta);
+  std::map<std::string, Plan, std::less<>> plans;
+  for (size_t i = 0; i < changes.size(); ++i) {
+    Change& c = changes[i];
+    Plan& plan = plans[c.owner];
+    if (c.kind == Change::Kind::drop_owner) {
+      plan.drop = true;
+      plan.last.clear();
       continue;
     }
-    if (auto r = flush(c.owner); !r) return r;
-    it = owners_.find(c.owner);
-    switch (c.kind) {
-      case Change::Kind::update_meta:
-        if (it != owners_.end()) {
-          auto m = it->second->meta.find(vector_id(c.meta.memory_id));
-          if (m != it->second->meta.end()) m->second = std::move(c.meta);
-        }
-        break;
-      case Change::Kind::remove:
-        if (it != owners_.end()) {
-          const int64_t vid = vector_id(c.meta.memory_id);
-          it->second->index->remove(vid);
-          it->second->meta.erase(vid);
-          if (it->second->meta.empty()) owners_.erase(it);
-        }
-        break;
-      case Change::Kind::drop_owner:
-        if (it != owners_.end()) owners_.erase(it);
-        break;
-      case Change::Kind::upsert:
-        break;
+    const int64_t vid = vector_id(c.meta.memory_id);
+    auto [it, fresh] = plan.last.emplace(vid, i);
+    if (fresh) continue;
+    Change& before = changes[it->second];
+    if (before.meta.memory_id != c.meta.memory_id) {
+      return core::make_error(core::errc::internal,
+                              fmt::format("memories {} and {} of {} share vector id {}",
+                                          before.meta.memory_id, c.meta.memory_id, c.owner, vid));
+    }
+    if (c.kind != Change::Kind::update_meta) {
+      it->second = i;
+    } else if (before.kind != Change::Kind::remove) {
+      before.meta = std::move(c.meta);  // a stored or updated memory's new Meta
     }
   }
-  while (!pending.empty()) {
-    if (auto r = flush(pending.begin()->first); !r) return r;
+
+  for (auto& [owner, plan] : plans) {
+    std::shared_ptr<OwnerIndex> idx = owner_index(owner);
+    if (plan.drop && idx != nullptr) {
+      set_owner_index(owner, nullptr);
+      idx = nullptr;
+    }
+    std::vector<int64_t> removed;
+    std::vector<int64_t> ids;
+    std::vector<float> vectors;
+    for (const auto& [vid, i] : plan.last) {
+      const Change& c = changes[i];
+      if (c.kind == Change::Kind::remove) {
+        removed.push_back(vid);
+      } else if (c.kind == Change::Kind::upsert) {
+        ids.push_back(vid);
+        vectors.insert(vectors.end(), c.vector.begin(), c.vector.end());
+      }
+    }
+    const bool fresh = idx == nullptr;
+    if (fresh) {
+      if (ids.empty()) continue;  // nothing to add for an owner without memories
+      idx = std::make_shared<OwnerIndex>(options_.index);
+    }
+    for (int64_t vid : ids) {
+      const std::string& id = changes[plan.last[vid]].meta.memory_id;
+      bool clash = false;
+      idx->meta.visit(vid, [&](const Meta& m) { clash = m.memory_id != id; });
+      if (clash) {
+        return core::make_error(
+            core::errc::internal,
+            fmt::format("memory {} of {} shares its vector id {} with another", id, owner, vid));
+      }
+    }
+    // The index first: FAISS's work happens here, outside every lock a
+    // search takes. Until the Meta follows, a new vector has no Meta and
+    // is not returned.
+    if (!removed.empty()) idx->index->remove_many(removed);
+    if (!ids.empty()) {
+      if (auto r = idx->index->upsert_many(ids, vectors); !r) return r;
+    }
+    for (auto& [vid, i] : plan.last) {
+      Change& c = changes[i];
+      switch (c.kind) {
+        case Change::Kind::upsert:
+          idx->meta.put(vid, std::move(c.meta));
+          break;
+        case Change::Kind::update_meta:
+          if (idx->meta.visit(vid, [](const Meta&) {})) idx->meta.put(vid, std::move(c.meta));
+          break;
+        case Change::Kind::remove:
+          idx->meta.erase(vid);
+          break;
+        case Change::Kind::drop_owner:
+          break;
+      }
+    }
+    if (idx->meta.size() == 0) {
+      if (!fresh) set_owner_index(owner, nullptr);
+    } else if (fresh) {
+      set_owner_index(owner, std::move(idx));
+    }
   }
   return {};
 }
@@ -412,19 +541,18 @@ core::result<void> MemoriesProjection::apply_changes(std::vector<Change>& change
 core::result<void> MemoriesProjection::committed(const core::ModelStore& store,
                                                  core::Position position) {
   (void)store;
-  {
-    std::unique_lock lock(mu_);
-    for (const auto& c : staged_) {
-      if (c.kind == Change::Kind::drop_owner) forgotten_since_snapshot_ = true;
-    }
-    if (auto r = apply_changes(staged_); !r) {
-      // The index is now partly ahead of the store: never snapshot it.
-      index_broken_ = true;
-      staged_.clear();
-      return r;
-    }
+  for (const auto& c : staged_) {
+    if (c.kind == Change::Kind::drop_owner) forgotten_since_snapshot_ = true;
   }
-  changes_since_snapshot_ += staged_.size();
+  const size_t staged = staged_.size();
+  if (auto r = apply_changes(staged_); !r) {
+    // The index is now partly ahead of the store: never snapshot it.
+    index_broken_ = true;
+    staged_.clear();
+    return r;
+  }
+  changes_since_snapshot_ += staged;
+  retire(nullptr);  // frees dropped owners that searches held at the drop
   staged_.clear();
   const int64_t now = unix_ms_now();
   const bool due =
@@ -443,24 +571,24 @@ void MemoriesProjection::close(const core::ModelStore& store) {
 core::result<std::vector<MemoriesProjection::Candidate>> MemoriesProjection::nearest(
     const std::string& owner, std::span<const float> vector, size_t k,
     const std::function<bool(const Meta&)>& keep) const {
-  std::shared_lock lock(mu_);
   std::vector<Candidate> out;
-  auto it = owners_.find(owner);
-  if (it == owners_.end()) return out;
-  const auto& meta = it->second->meta;
+  // Held until the search ends, even if the owner is dropped meanwhile.
+  const std::shared_ptr<const OwnerIndex> idx = owner_index(owner);
+  if (idx == nullptr) return out;
   std::function<bool(int64_t)> by_id;
   if (keep) {
     by_id = [&](int64_t id) {
-      auto m = meta.find(id);
-      return m != meta.end() && keep(m->second);
+      bool kept = false;
+      idx->meta.visit(id, [&](const Meta& m) { kept = keep(m); });
+      return kept;
     };
   }
-  auto hits = it->second->index->search(vector, k, by_id);
+  auto hits = idx->index->search(vector, k, by_id);
   if (!hits) return hits.error();
   for (const auto& h : *hits) {
-    auto m = meta.find(h.id);
-    if (m == meta.end()) continue;
-    out.push_back(Candidate{m->second, h.score});
+    // A hit without Meta was removed, or added and not yet described:
+    // either way not part of a committed position this search must show.
+    idx->meta.visit(h.id, [&](const Meta& m) { out.push_back(Candidate{m, h.score}); });
   }
   return out;
 }
@@ -469,13 +597,14 @@ core::result<std::vector<MemoriesProjection::Candidate>> MemoriesProjection::nea
 
 core::result<void> MemoriesProjection::load_owner_from_store(const core::ModelStore& store,
                                                              const std::string& owner) {
-  // Under mu_ exclusively.
-  owners_.erase(owner);
   auto key = keys_.get(owner);
   if (!key) return key.error();
-  if (!key->has_value()) return {};
+  if (!key->has_value()) {
+    set_owner_index(owner, nullptr);
+    return {};
+  }
   const std::string prefix = fmt::format("mem/{}/", owner);
-  auto idx = std::make_unique<OwnerIndex>(options_.index);
+  auto idx = std::make_shared<OwnerIndex>(options_.index);
   std::string from;
   std::vector<int64_t> ids;
   std::vector<float> vectors;
@@ -507,19 +636,23 @@ core::result<void> MemoriesProjection::load_owner_from_store(const core::ModelSt
       const int64_t vid = vector_id(id);
       ids.push_back(vid);
       vectors.insert(vectors.end(), v.begin(), v.end());
-      idx->meta[vid] = meta_of(id, *record);
+      idx->meta.put(vid, meta_of(id, *record));
     }
     if (auto r = idx->index->upsert_many(ids, vectors); !r) return r;
     if (page->size() < kScanPage) break;
     from = page->back().first + '\0';
   }
-  if (!idx->meta.empty()) owners_.emplace(owner, std::move(idx));
+  set_owner_index(owner, idx->meta.size() == 0 ? nullptr : std::move(idx));
   return {};
 }
 
 core::result<void> MemoriesProjection::rebuild_from_store(const core::ModelStore& store) {
-  std::unique_lock lock(mu_);
-  owners_.clear();
+  std::map<std::string, std::shared_ptr<OwnerIndex>, std::less<>> old;
+  {
+    std::unique_lock lock(mu_);
+    old.swap(owners_);
+  }
+  for (auto& [owner, idx] : old) retire(std::move(idx));
   // Owners one at a time: mem/<owner>/ ranges are contiguous, so after an
   // owner is loaded the scan skips past its whole range.
   std::string from;
@@ -536,6 +669,7 @@ core::result<void> MemoriesProjection::rebuild_from_store(const core::ModelStore
     if (auto r = load_owner_from_store(store, owner); !r) return r;
     from = fmt::format("mem/{}0", owner);  // '0' follows '/'
   }
+  std::unique_lock lock(mu_);
   report_.rebuilt_from_store = true;
   return {};
 }
@@ -551,14 +685,14 @@ core::result<void> MemoriesProjection::write_snapshot(core::Position position) {
     for (const auto& [owner, idx] : owners_) {
       put_str(out, owner);
       put_u64(out, idx->meta.size());
-      for (const auto& [vid, m] : idx->meta) {
+      idx->meta.for_each([&](int64_t vid, const Meta& m) {
         put_u64(out, static_cast<uint64_t>(vid));
         put_str(out, m.memory_id);
         put_f64(out, m.importance);
         put_u64(out, static_cast<uint64_t>(m.stored_at_ms));
         put_u32(out, static_cast<uint32_t>(m.tags.size()));
         for (const auto& t : m.tags) put_str(out, t);
-      }
+      });
       std::string index_bytes;
       idx->index->serialize(index_bytes);
       put_u64(out, index_bytes.size());
@@ -604,11 +738,11 @@ core::result<core::Position> MemoriesProjection::read_snapshot() {
   if (r.str() != embedder_tag()) {
     return core::make_error(core::errc::corruption, "the snapshot was made by another embedder");
   }
-  std::map<std::string, std::unique_ptr<OwnerIndex>, std::less<>> owners;
+  std::map<std::string, std::shared_ptr<OwnerIndex>, std::less<>> owners;
   const uint64_t owner_count = r.num<uint64_t>();
   for (uint64_t i = 0; i < owner_count && r.ok; ++i) {
     const std::string owner(r.str());
-    auto idx = std::make_unique<OwnerIndex>(options_.index);
+    auto idx = std::make_shared<OwnerIndex>(options_.index);
     const uint64_t metas = r.num<uint64_t>();
     for (uint64_t j = 0; j < metas && r.ok; ++j) {
       const auto vid = static_cast<int64_t>(r.num<uint64_t>());
@@ -618,7 +752,7 @@ core::result<core::Position> MemoriesProjection::read_snapshot() {
       m.stored_at_ms = static_cast<int64_t>(r.num<uint64_t>());
       const uint32_t tags = r.num<uint32_t>();
       for (uint32_t t = 0; t < tags && r.ok; ++t) m.tags.emplace_back(r.str());
-      idx->meta.emplace(vid, std::move(m));
+      idx->meta.put(vid, std::move(m));
     }
     const std::string_view index_bytes = r.bytes(r.num<uint64_t>());
     if (!r.ok) break;
@@ -636,8 +770,11 @@ core::result<core::Position> MemoriesProjection::read_snapshot() {
   if (!r.ok || r.at != body.size()) {
     return core::make_error(core::errc::corruption, "the snapshot is truncated or malformed");
   }
-  std::unique_lock lock(mu_);
-  owners_ = std::move(owners);
+  {
+    std::unique_lock lock(mu_);
+    owners_.swap(owners);
+  }
+  for (auto& [owner, idx] : owners) retire(std::move(idx));
   return position;
 }
 
@@ -711,8 +848,10 @@ core::result<void> MemoriesProjection::refresh(std::span<const core::RecordedEve
       }
     }
   }
-  std::unique_lock lock(mu_);
-  report_.tail_events += events.size();
+  {
+    std::unique_lock lock(mu_);
+    report_.tail_events += events.size();
+  }
   for (const auto& owner : owners) {
     if (auto r = load_owner_from_store(store, owner); !r) return r;
     forgotten_since_snapshot_ = true;

@@ -5,13 +5,14 @@
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_io.h>
+#include <faiss/invlists/InvertedLists.h>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <exception>
-#include <mutex>
-#include <unordered_map>
+#include <unordered_set>
 
 #include "core/assert.h"
 #include "core/sha256.h"
@@ -20,48 +21,47 @@ namespace engram::projections {
 namespace {
 
 using idx_t = faiss::Index::idx_t;
+using IdSet = std::unordered_set<int64_t>;
 
 // k-means wants at least this many training points per list; fewer make
 // empty or degenerate lists (FAISS warns below 39).
 constexpr size_t kMinPointsPerList = 39;
+constexpr int kKmeansSeed = 1234;  // reproducible lists for a given content
+constexpr std::string_view kMagic = "ENGRAM-VECIDX-01";  // 16 bytes
 
-// Every index is an IVF-Flat: with one list whose centroid is the zero
-// vector every vector lands in it and a search scans them all, which is
-// the exact (flat) index; with many lists it is the approximate one. One
-// type keeps ids, removal and snapshots the same in both regimes.
-std::unique_ptr<faiss::IndexIVFFlat> make_ivf(size_t dimensions, size_t nlist) {
-  auto* quantizer = new faiss::IndexFlatIP(static_cast<idx_t>(dimensions));
-  auto ivf = std::make_unique<faiss::IndexIVFFlat>(quantizer, dimensions, nlist,
-                                                   faiss::METRIC_INNER_PRODUCT);
-  ivf->own_fields = true;
-  // A hash map from id to (list, offset): removal and replacement cost O(1)
-  // instead of a scan of every list.
-  ivf->set_direct_map_type(faiss::DirectMap::Hashtable);
-  if (nlist == 1) {
-    const std::vector<float> zero(dimensions, 0.0f);
-    quantizer->add(1, zero.data());
-    ivf->is_trained = true;
-  }
-  return ivf;
+// The centroids of the exact regime: one list whose centroid is the zero
+// vector, so every vector lands in it and a search scans them all. One
+// index type keeps ids, removal and snapshots the same in both regimes.
+std::shared_ptr<faiss::IndexFlatIP> zero_centroid(size_t dimensions) {
+  auto q = std::make_shared<faiss::IndexFlatIP>(static_cast<idx_t>(dimensions));
+  const std::vector<float> zero(dimensions, 0.0f);
+  q->add(1, zero.data());
+  return q;
 }
 
-faiss::IndexIVFFlat& ivf_of(faiss::Index& index) {
-  auto* ivf = dynamic_cast<faiss::IndexIVFFlat*>(&index);
-  ENGRAM_ASSERT(ivf != nullptr);
-  return *ivf;
+const std::shared_ptr<const IdSet>& no_ids() {
+  static const auto none = std::make_shared<const IdSet>();
+  return none;
 }
 
-bool contains(const faiss::IndexIVFFlat& ivf, int64_t id) {
-  return ivf.direct_map.hashtable.count(id) > 0;
+faiss::ArrayInvertedLists& lists_of(faiss::IndexIVFFlat& ivf) {
+  auto* lists = dynamic_cast<faiss::ArrayInvertedLists*>(ivf.invlists);
+  ENGRAM_ASSERT(lists != nullptr);
+  return *lists;
 }
 
 core::Error faiss_error(const char* what, const std::exception& e) {
   return core::make_error(core::errc::internal, fmt::format("FAISS {}: {}", what, e.what()));
 }
 
-struct KeepSelector final : faiss::IDSelector {
-  explicit KeepSelector(const std::function<bool(int64_t)>& f) : keep(f) {}
-  bool is_member(idx_t id) const override { return keep(id); }
+// A segment's rows that are live and that the caller keeps.
+struct LiveSelector final : faiss::IDSelector {
+  LiveSelector(const IdSet& d, const std::function<bool(int64_t)>& k) : dead(d), keep(k) {}
+  bool is_member(idx_t id) const override {
+    if (!dead.empty() && dead.count(id) > 0) return false;
+    return !keep || keep(id);
+  }
+  const IdSet& dead;
   const std::function<bool(int64_t)>& keep;
 };
 
@@ -87,6 +87,90 @@ struct ViewReader final : faiss::IOReader {
   size_t at = 0;
 };
 
+void put_u64(std::string& o, uint64_t v) {
+  o.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+// FAISS's bytes of `index`, after their length.
+void put_index(std::string& out, const faiss::Index& index) {
+  const size_t at = out.size();
+  put_u64(out, 0);
+  StringWriter writer(out);
+  faiss::write_index(&index, &writer);
+  const uint64_t n = out.size() - at - sizeof(uint64_t);
+  std::memcpy(out.data() + at, &n, sizeof n);
+}
+
+struct Reader {
+  std::string_view in;
+  size_t at = 0;
+  bool ok = true;
+  uint64_t u64() {
+    uint64_t v = 0;
+    if (in.size() - at < sizeof v) {
+      ok = false;
+      return v;
+    }
+    std::memcpy(&v, in.data() + at, sizeof v);
+    at += sizeof v;
+    return v;
+  }
+  std::string_view bytes(uint64_t n) {
+    if (in.size() - at < n) {
+      ok = false;
+      return {};
+    }
+    std::string_view s = in.substr(at, n);
+    at += n;
+    return s;
+  }
+};
+
+size_t tier_of(size_t live) {
+  size_t tier = 0;
+  for (; live >= VectorIndex::kMergeFanIn; live /= VectorIndex::kMergeFanIn) ++tier;
+  return tier;
+}
+
+}  // namespace
+
+// An IVF-Flat index over the version's centroids; immutable once published.
+struct VectorIndex::Segment {
+  uint64_t uid = 0;
+  std::shared_ptr<faiss::IndexFlatIP> centroids;  // declared first: outlives ivf
+  std::unique_ptr<faiss::IndexIVFFlat> ivf;
+};
+
+struct VectorIndex::Part {
+  std::shared_ptr<const Segment> segment;
+  std::shared_ptr<const IdSet> dead = no_ids();  // rows of `segment` no longer live
+  size_t rows() const { return static_cast<size_t>(segment->ivf->ntotal); }
+  size_t live() const { return rows() - dead->size(); }
+};
+
+struct VectorIndex::Version {
+  std::shared_ptr<faiss::IndexFlatIP> centroids;  // nlist rows; searched, never changed
+  size_t nlist = 1;
+  std::vector<Part> parts;
+  size_t live = 0;
+};
+
+namespace {
+
+// An empty segment over `centroids`, ready for adds.
+template <typename Segment>
+std::shared_ptr<Segment> new_segment(uint64_t uid, std::shared_ptr<faiss::IndexFlatIP> centroids,
+                                     size_t dimensions, size_t nlist) {
+  auto s = std::make_shared<Segment>();
+  s->uid = uid;
+  s->centroids = std::move(centroids);
+  // own_fields stays false: the centroids belong to the version.
+  s->ivf = std::make_unique<faiss::IndexIVFFlat>(s->centroids.get(), dimensions, nlist,
+                                                 faiss::METRIC_INNER_PRODUCT);
+  ENGRAM_ASSERT(s->ivf->is_trained);
+  return s;
+}
+
 }  // namespace
 
 int64_t vector_id(std::string_view key) {
@@ -98,22 +182,72 @@ int64_t vector_id(std::string_view key) {
   return static_cast<int64_t>(v >> 1);
 }
 
-VectorIndex::VectorIndex(Options options) : options_(options) {
+VectorIndex::VectorIndex(Options options) : options_(std::move(options)) {
   ENGRAM_ASSERT(options_.dimensions > 0 && options_.dimensions <= kMaxDimensions);
   ENGRAM_ASSERT(options_.nlist >= 1 && options_.nprobe >= 1);
-  index_ = make_ivf(options_.dimensions, 1);
+  ENGRAM_ASSERT(options_.merge_max_vectors >= kMergeFanIn);
+  auto empty = std::make_shared<Version>();
+  empty->centroids = zero_centroid(options_.dimensions);
+  current_ = std::move(empty);
 }
 
 VectorIndex::~VectorIndex() = default;
 
+std::shared_ptr<const VectorIndex::Version> VectorIndex::current() const {
+  std::lock_guard lock(current_mu_);
+  return current_;
+}
+
+void VectorIndex::publish(std::shared_ptr<const Version> next, std::string_view work) {
+  if (options_.before_publish) options_.before_publish(work);
+  {
+    std::lock_guard lock(current_mu_);
+    current_.swap(next);
+  }
+  // `next` is now the replaced version. Whatever of it no search holds is
+  // freed here, on the writer's thread; the rest at a later publish.
+  retired_.push_back(std::move(next));
+  std::erase_if(retired_, [](const std::shared_ptr<const Version>& v) {
+    if (v.use_count() != 1) return false;
+    // Pairs with the release in the last search's reference drop, so its
+    // reads of the segments happen before they are freed here.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return true;
+  });
+}
+
 size_t VectorIndex::size() const {
-  std::shared_lock lock(mu_);
-  return static_cast<size_t>(index_->ntotal);
+  return current()->live;
 }
 
 bool VectorIndex::is_ivf() const {
-  std::shared_lock lock(mu_);
-  return ivf_;
+  return current()->nlist > 1;
+}
+
+size_t VectorIndex::segments() const {
+  return current()->parts.size();
+}
+
+size_t VectorIndex::mark_dead(Version& next, std::span<const int64_t> ids) const {
+  std::unordered_map<uint64_t, std::vector<int64_t>> by_segment;
+  IdSet seen;
+  size_t marked = 0;
+  for (int64_t id : ids) {
+    auto w = where_.find(id);
+    if (w == where_.end() || !seen.insert(id).second) continue;
+    by_segment[w->second].push_back(id);
+    ++marked;
+  }
+  if (marked == 0) return 0;
+  for (auto& part : next.parts) {
+    auto it = by_segment.find(part.segment->uid);
+    if (it == by_segment.end()) continue;
+    auto dead = std::make_shared<IdSet>(*part.dead);
+    dead->insert(it->second.begin(), it->second.end());
+    part.dead = std::move(dead);
+  }
+  next.live -= marked;
+  return marked;
 }
 
 core::result<void> VectorIndex::upsert(int64_t id, std::span<const float> vector) {
@@ -129,80 +263,206 @@ core::result<void> VectorIndex::upsert_many(std::span<const int64_t> ids,
                     options_.dimensions, ids.size() * options_.dimensions, vectors.size()));
   }
   if (ids.empty()) return {};
-  std::unique_lock lock(mu_);
-  auto& ivf = ivf_of(*index_);
+  std::lock_guard write(write_mu_);
+  // A repeated id within `ids` keeps its last vector: drop earlier copies.
+  std::unordered_map<int64_t, size_t> last;
+  for (size_t i = 0; i < ids.size(); ++i) last[ids[i]] = i;
+  std::vector<idx_t> add_ids;
+  std::vector<float> add_vectors;
+  add_ids.reserve(last.size());
+  add_vectors.reserve(last.size() * options_.dimensions);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (last[ids[i]] != i) continue;
+    add_ids.push_back(ids[i]);
+    const float* v = vectors.data() + i * options_.dimensions;
+    add_vectors.insert(add_vectors.end(), v, v + options_.dimensions);
+  }
+  const auto cur = current();
+  std::shared_ptr<Segment> segment;
   try {
-    std::vector<idx_t> replaced;
-    for (int64_t id : ids) {
-      if (contains(ivf, id)) replaced.push_back(id);
-    }
-    // A repeated id within `ids` keeps its last vector: drop earlier copies.
-    std::vector<idx_t> add_ids;
-    std::vector<float> add_vectors;
-    std::unordered_map<int64_t, size_t> last;
-    for (size_t i = 0; i < ids.size(); ++i) last[ids[i]] = i;
-    add_ids.reserve(last.size());
-    add_vectors.reserve(last.size() * options_.dimensions);
-    for (size_t i = 0; i < ids.size(); ++i) {
-      if (last[ids[i]] != i) continue;
-      add_ids.push_back(ids[i]);
-      const float* v = vectors.data() + i * options_.dimensions;
-      add_vectors.insert(add_vectors.end(), v, v + options_.dimensions);
-    }
-    if (!replaced.empty()) {
-      ivf.remove_ids(faiss::IDSelectorArray(replaced.size(), replaced.data()));
-    }
-    ivf.add_with_ids(static_cast<idx_t>(add_ids.size()), add_vectors.data(), add_ids.data());
-    maybe_promote();
+    // FAISS's add (the coarse assignment) into a segment nobody searches yet.
+    segment = new_segment<Segment>(next_uid_++, cur->centroids, options_.dimensions, cur->nlist);
+    segment->ivf->add_with_ids(static_cast<idx_t>(add_ids.size()), add_vectors.data(),
+                               add_ids.data());
   } catch (const std::exception& e) {
     return faiss_error("add", e);
   }
-  return {};
+  auto next = std::make_shared<Version>(*cur);
+  mark_dead(*next, add_ids);  // replaced vectors
+  next->parts.push_back(Part{segment, no_ids()});
+  next->live += add_ids.size();
+  publish(std::move(next), "add");
+  for (int64_t id : add_ids) where_[id] = segment->uid;
+  return maintain(true);
 }
 
 void VectorIndex::remove(int64_t id) {
-  std::unique_lock lock(mu_);
-  auto& ivf = ivf_of(*index_);
-  if (!contains(ivf, id)) return;
-  const idx_t one = id;
-  ivf.remove_ids(faiss::IDSelectorArray(1, &one));
+  remove_many(std::span<const int64_t>(&id, 1));
+}
+
+void VectorIndex::remove_many(std::span<const int64_t> ids) {
+  std::lock_guard write(write_mu_);
+  auto next = std::make_shared<Version>(*current());
+  if (mark_dead(*next, ids) == 0) return;
+  publish(std::move(next), "remove");
+  for (int64_t id : ids) where_.erase(id);
+  // Removal never grows the index: no retraining, so no FAISS call that
+  // can fail (compactions and merges only copy rows).
+  auto r = maintain(false);
+  ENGRAM_ASSERT(r.has_value());
 }
 
 void VectorIndex::clear() {
-  std::unique_lock lock(mu_);
-  index_ = make_ivf(options_.dimensions, 1);
-  ivf_ = false;
+  std::lock_guard write(write_mu_);
+  auto empty = std::make_shared<Version>();
+  empty->centroids = zero_centroid(options_.dimensions);
+  publish(std::move(empty), "clear");
+  where_.clear();
 }
 
-void VectorIndex::maybe_promote() {
-  const size_t n = static_cast<size_t>(index_->ntotal);
-  if (n < options_.ivf_min_vectors) return;
-  auto& ivf = ivf_of(*index_);
-  const size_t target = std::min(options_.nlist, std::max<size_t>(1, n / kMinPointsPerList));
-  // Retrain only when the list count would at least double: each retrain
-  // re-adds every vector, so doubling keeps the total work linear.
-  if (target < 2 * ivf.nlist) return;
+core::result<void> VectorIndex::maintain(bool may_retrain) {
+  for (;;) {
+    const auto cur = current();
+    if (may_retrain && cur->live >= options_.ivf_min_vectors) {
+      const size_t target =
+          std::min(options_.nlist, std::max<size_t>(1, cur->live / kMinPointsPerList));
+      // Only when the list count would at least double: each retrain
+      // re-adds every vector, so doubling keeps the total work linear.
+      if (target >= 2 * cur->nlist) {
+        if (auto r = retrain(target); !r) return r;
+        continue;
+      }
+    }
+    // A part more than a quarter dead is rewritten without its dead rows
+    // (dropped when none is left).
+    bool compacted = false;
+    for (size_t i = 0; i < cur->parts.size() && !compacted; ++i) {
+      const Part& p = cur->parts[i];
+      if (p.dead->size() * 4 > p.rows()) {
+        merge({i});
+        compacted = true;
+      }
+    }
+    if (compacted) continue;
+    // kMergeFanIn parts of one tier become one, below the merge cap.
+    std::unordered_map<size_t, std::vector<size_t>> tiers;
+    std::vector<size_t> full;
+    for (size_t i = 0; i < cur->parts.size(); ++i) {
+      const size_t live = cur->parts[i].live();
+      if (live >= options_.merge_max_vectors / kMergeFanIn) continue;
+      auto& tier = tiers[tier_of(live)];
+      tier.push_back(i);
+      if (tier.size() == kMergeFanIn) {
+        full = tier;
+        break;
+      }
+    }
+    if (full.empty()) return {};
+    merge(full);
+  }
+}
+
+void VectorIndex::merge(const std::vector<size_t>& parts) {
+  const auto cur = current();
+  auto segment = new_segment<Segment>(next_uid_++, cur->centroids, options_.dimensions, cur->nlist);
+  auto& into = lists_of(*segment->ivf);
+  const size_t code_size = segment->ivf->code_size;
+  size_t rows = 0;
+  for (size_t list = 0; list < cur->nlist; ++list) {
+    size_t n = 0;
+    for (size_t i : parts) n += cur->parts[i].segment->ivf->invlists->list_size(list);
+    auto& codes = into.codes[list];
+    auto& ids = into.ids[list];
+    codes.reserve(n * code_size);
+    ids.reserve(n);
+    for (size_t i : parts) {
+      const Part& p = cur->parts[i];
+      ENGRAM_ASSERT(p.segment->centroids == cur->centroids);
+      const auto& from = lists_of(*p.segment->ivf);
+      const auto& from_codes = from.codes[list];
+      const auto& from_ids = from.ids[list];
+      if (p.dead->empty()) {
+        codes.insert(codes.end(), from_codes.begin(), from_codes.end());
+        ids.insert(ids.end(), from_ids.begin(), from_ids.end());
+        continue;
+      }
+      for (size_t j = 0; j < from_ids.size(); ++j) {
+        if (p.dead->count(from_ids[j]) > 0) continue;
+        const auto* code = from_codes.data() + j * code_size;
+        codes.insert(codes.end(), code, code + code_size);
+        ids.push_back(from_ids[j]);
+      }
+    }
+    rows += ids.size();
+  }
+  segment->ivf->ntotal = static_cast<idx_t>(rows);
+
+  auto next = std::make_shared<Version>();
+  next->centroids = cur->centroids;
+  next->nlist = cur->nlist;
+  next->live = cur->live;
+  for (size_t i = 0; i < cur->parts.size(); ++i) {
+    if (i == parts.front()) {
+      if (rows > 0) next->parts.push_back(Part{segment, no_ids()});
+    } else if (std::find(parts.begin(), parts.end(), i) == parts.end()) {
+      next->parts.push_back(cur->parts[i]);
+    }
+  }
+  publish(std::move(next), "merge");
+  for (const auto& ids : into.ids) {
+    for (idx_t id : ids) where_[id] = segment->uid;
+  }
+}
+
+core::result<void> VectorIndex::retrain(size_t nlist) {
+  const auto cur = current();
+  const size_t d = options_.dimensions;
   std::vector<idx_t> ids;
   std::vector<float> vectors;
-  ids.reserve(n);
-  vectors.reserve(n * options_.dimensions);
-  const size_t code_floats = ivf.code_size / sizeof(float);
-  ENGRAM_ASSERT(code_floats == options_.dimensions);
-  for (size_t list = 0; list < ivf.nlist; ++list) {
-    const size_t len = ivf.invlists->list_size(list);
-    if (len == 0) continue;
-    faiss::InvertedLists::ScopedIds lids(ivf.invlists, list);
-    faiss::InvertedLists::ScopedCodes codes(ivf.invlists, list);
-    const auto* floats = reinterpret_cast<const float*>(codes.get());
-    ids.insert(ids.end(), lids.get(), lids.get() + len);
-    vectors.insert(vectors.end(), floats, floats + len * code_floats);
+  ids.reserve(cur->live);
+  vectors.reserve(cur->live * d);
+  for (const Part& p : cur->parts) {
+    const auto& lists = lists_of(*p.segment->ivf);
+    for (size_t list = 0; list < cur->nlist; ++list) {
+      const auto& list_ids = lists.ids[list];
+      const auto* floats = reinterpret_cast<const float*>(lists.codes[list].data());
+      for (size_t j = 0; j < list_ids.size(); ++j) {
+        if (p.dead->count(list_ids[j]) > 0) continue;
+        ids.push_back(list_ids[j]);
+        vectors.insert(vectors.end(), floats + j * d, floats + (j + 1) * d);
+      }
+    }
   }
-  auto next = make_ivf(options_.dimensions, target);
-  next->cp.seed = 1234;  // reproducible lists for a given content
-  next->train(static_cast<idx_t>(ids.size()), vectors.data());
-  next->add_with_ids(static_cast<idx_t>(ids.size()), vectors.data(), ids.data());
-  index_ = std::move(next);
-  ivf_ = true;
+  ENGRAM_ASSERT(ids.size() == cur->live);
+  auto next = std::make_shared<Version>();
+  next->centroids = std::make_shared<faiss::IndexFlatIP>(static_cast<idx_t>(d));
+  next->nlist = nlist;
+  next->live = ids.size();
+  try {
+    {
+      faiss::IndexIVFFlat trainer(next->centroids.get(), d, nlist, faiss::METRIC_INNER_PRODUCT);
+      trainer.cp.seed = kKmeansSeed;
+      trainer.train(static_cast<idx_t>(ids.size()), vectors.data());
+    }
+    ENGRAM_ASSERT(static_cast<size_t>(next->centroids->ntotal) == nlist);
+    for (size_t from = 0; from < ids.size(); from += options_.merge_max_vectors) {
+      const size_t n = std::min(options_.merge_max_vectors, ids.size() - from);
+      auto segment = new_segment<Segment>(next_uid_++, next->centroids, d, nlist);
+      segment->ivf->add_with_ids(static_cast<idx_t>(n), vectors.data() + from * d,
+                                 ids.data() + from);
+      next->parts.push_back(Part{segment, no_ids()});
+    }
+  } catch (const std::exception& e) {
+    return faiss_error("train", e);
+  }
+  vectors = {};  // before the publish, so at most one copy beside the live index
+  publish(next, "retrain");
+  for (const Part& p : next->parts) {
+    for (const auto& list_ids : lists_of(*p.segment->ivf).ids) {
+      for (idx_t id : list_ids) where_[id] = p.segment->uid;
+    }
+  }
+  return {};
 }
 
 core::result<std::vector<VectorIndex::Hit>> VectorIndex::search(
@@ -216,59 +476,146 @@ core::result<std::vector<VectorIndex::Hit>> VectorIndex::search(
     return core::make_error(core::errc::invalid_argument,
                             fmt::format("k must be 1..{}, got {}", kMaxK, k));
   }
-  std::vector<float> distances(k);
-  std::vector<idx_t> labels(k, -1);
-  {
-    std::shared_lock lock(mu_);
-    KeepSelector selector(keep);
-    faiss::SearchParametersIVF params;
-    params.nprobe = ivf_ ? options_.nprobe : 1;
-    params.sel = keep ? &selector : nullptr;
-    try {
-      index_->search(1, query.data(), static_cast<idx_t>(k), distances.data(), labels.data(),
-                     &params);
-    } catch (const std::exception& e) {
-      return faiss_error("search", e);
-    }
-  }
+  const auto v = current();
   std::vector<Hit> hits;
-  for (size_t i = 0; i < k; ++i) {
-    if (labels[i] < 0) break;  // fewer than k candidates
-    hits.push_back(Hit{labels[i], distances[i]});
+  if (v->live == 0) return hits;
+  const size_t nprobe = v->nlist > 1 ? std::min(options_.nprobe, v->nlist) : 1;
+  try {
+    // The lists to probe, once for every segment: they share the centroids.
+    std::vector<float> centroid_scores(nprobe);
+    std::vector<idx_t> lists(nprobe);
+    v->centroids->search(1, query.data(), static_cast<idx_t>(nprobe), centroid_scores.data(),
+                         lists.data());
+    std::vector<float> scores(k);
+    std::vector<idx_t> labels(k);
+    for (const Part& p : v->parts) {
+      if (p.live() == 0) continue;
+      LiveSelector selector(*p.dead, keep);
+      faiss::SearchParametersIVF params;
+      params.nprobe = nprobe;
+      params.sel = p.dead->empty() && !keep ? nullptr : &selector;
+      p.segment->ivf->search_preassigned(1, query.data(), static_cast<idx_t>(k), lists.data(),
+                                         centroid_scores.data(), scores.data(), labels.data(),
+                                         false, &params);
+      for (size_t i = 0; i < k; ++i) {
+        if (labels[i] < 0) break;  // fewer than k candidates
+        hits.push_back(Hit{labels[i], scores[i]});
+      }
+    }
+  } catch (const std::exception& e) {
+    return faiss_error("search", e);
+  }
+  const auto better = [](const Hit& a, const Hit& b) {
+    return a.score != b.score ? a.score > b.score : a.id < b.id;
+  };
+  if (hits.size() > k) {
+    std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(k), hits.end(),
+                      better);
+    hits.resize(k);
+  } else {
+    std::sort(hits.begin(), hits.end(), better);
   }
   return hits;
 }
 
+// kMagic, the centroids (FAISS bytes), the part count, then per part its
+// segment (FAISS bytes, centroids included) and its dead ids, sorted. Byte
+// strings are preceded by their u64 length; numbers are little-endian.
 void VectorIndex::serialize(std::string& out) const {
-  std::shared_lock lock(mu_);
-  StringWriter writer(out);
-  faiss::write_index(index_.get(), &writer);
+  const auto v = current();
+  out.append(kMagic);
+  put_index(out, *v->centroids);
+  put_u64(out, v->parts.size());
+  for (const Part& p : v->parts) {
+    put_index(out, *p.segment->ivf);
+    std::vector<int64_t> dead(p.dead->begin(), p.dead->end());
+    std::sort(dead.begin(), dead.end());
+    put_u64(out, dead.size());
+    for (int64_t id : dead) put_u64(out, static_cast<uint64_t>(id));
+  }
 }
 
 core::result<std::unique_ptr<VectorIndex>> VectorIndex::deserialize(std::string_view bytes,
                                                                     Options options) {
-  std::unique_ptr<faiss::Index> index;
-  try {
-    ViewReader reader(bytes);
-    index.reset(faiss::read_index(&reader));
-  } catch (const std::exception& e) {
-    return core::make_error(core::errc::corruption, fmt::format("not a FAISS index: {}", e.what()));
+  auto corrupt = [](std::string why) {
+    return core::make_error(core::errc::corruption, std::move(why));
+  };
+  if (bytes.substr(0, kMagic.size()) != kMagic) return corrupt("not a vector index");
+  Reader r{bytes, kMagic.size()};
+  auto read_faiss = [&](std::string_view what) -> core::result<std::unique_ptr<faiss::Index>> {
+    const std::string_view b = r.bytes(r.u64());
+    if (!r.ok) return corrupt(fmt::format("the vector index is truncated in its {}", what));
+    try {
+      ViewReader reader(b);
+      return std::unique_ptr<faiss::Index>(faiss::read_index(&reader));
+    } catch (const std::exception& e) {
+      return corrupt(fmt::format("the vector index's {} is not a FAISS index: {}", what, e.what()));
+    }
+  };
+  auto index = std::make_unique<VectorIndex>(std::move(options));
+  const size_t d = index->options_.dimensions;
+
+  auto centroids = read_faiss("centroids");
+  if (!centroids) return centroids.error();
+  auto* flat = dynamic_cast<faiss::IndexFlatIP*>(centroids->get());
+  if (flat == nullptr || flat->ntotal < 1) return corrupt("the vector index has no centroids");
+  if (static_cast<size_t>(flat->d) != d) {
+    return corrupt(
+        fmt::format("the vector index's vectors have {} dimensions, not {}", flat->d, d));
   }
-  auto* ivf = dynamic_cast<faiss::IndexIVFFlat*>(index.get());
-  if (ivf == nullptr || ivf->metric_type != faiss::METRIC_INNER_PRODUCT ||
-      ivf->direct_map.type != faiss::DirectMap::Hashtable) {
-    return core::make_error(core::errc::corruption,
-                            "the snapshot does not hold an inner-product IVF-Flat index");
+  auto version = std::make_shared<Version>();
+  centroids->release();
+  version->centroids.reset(flat);
+  version->nlist = static_cast<size_t>(flat->ntotal);
+
+  const uint64_t part_count = r.u64();
+  for (uint64_t i = 0; i < part_count && r.ok; ++i) {
+    auto read = read_faiss("segment");
+    if (!read) return read.error();
+    auto* ivf = dynamic_cast<faiss::IndexIVFFlat*>(read->get());
+    const auto* q = ivf != nullptr ? dynamic_cast<const faiss::IndexFlatIP*>(ivf->quantizer)
+                                   : nullptr;
+    if (ivf == nullptr || ivf->metric_type != faiss::METRIC_INNER_PRODUCT || q == nullptr ||
+        static_cast<size_t>(ivf->d) != d || ivf->nlist != version->nlist ||
+        q->codes != version->centroids->codes ||
+        dynamic_cast<const faiss::ArrayInvertedLists*>(ivf->invlists) == nullptr) {
+      return corrupt("a segment of the vector index is not an inner-product IVF-Flat index "
+                     "over its centroids");
+    }
+    auto segment = std::make_shared<Segment>();
+    segment->uid = index->next_uid_++;
+    segment->centroids = version->centroids;
+    if (ivf->own_fields) delete ivf->quantizer;
+    ivf->quantizer = version->centroids.get();
+    ivf->own_fields = false;
+    read->release();
+    segment->ivf.reset(ivf);
+
+    auto dead = std::make_shared<IdSet>();
+    const uint64_t dead_count = r.u64();
+    for (uint64_t j = 0; j < dead_count && r.ok; ++j) {
+      dead->insert(static_cast<int64_t>(r.u64()));
+    }
+    if (!r.ok) break;
+    size_t dead_found = 0;
+    for (const auto& list_ids : lists_of(*segment->ivf).ids) {
+      for (idx_t id : list_ids) {
+        if (dead->count(id) > 0) {
+          ++dead_found;
+        } else if (!index->where_.emplace(id, segment->uid).second) {
+          return corrupt(fmt::format("the vector index holds id {} twice", id));
+        }
+      }
+    }
+    if (dead_found != dead->size()) return corrupt("the vector index's dead ids are not its own");
+    Part part{segment, no_ids()};
+    if (!dead->empty()) part.dead = std::move(dead);
+    version->parts.push_back(std::move(part));
   }
-  if (static_cast<size_t>(ivf->d) != options.dimensions) {
-    return core::make_error(core::errc::corruption,
-                            fmt::format("the snapshot's vectors have {} dimensions, not {}", ivf->d,
-                                        options.dimensions));
-  }
-  auto out = std::make_unique<VectorIndex>(options);
-  out->ivf_ = ivf->nlist > 1;
-  out->index_ = std::move(index);
-  return out;
+  if (!r.ok || r.at != bytes.size()) return corrupt("the vector index is truncated or malformed");
+  version->live = index->where_.size();
+  index->current_ = std::move(version);
+  return index;
 }
 
 }  // namespace engram::projections

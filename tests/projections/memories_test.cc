@@ -8,6 +8,7 @@
 #include "adapters/embed/hashing_embedder.h"
 #include "projections/worker.h"
 #include "tests/commands/harness.h"
+#include "tests/projections/gate.h"
 
 using namespace engram;
 using nlohmann::json;
@@ -261,4 +262,42 @@ TEST_CASE("memories: past the flat threshold the owner's index moves to IVF and 
   for (const auto& q : {text("alice", "subject 7"), text("alice", "note 123 on")}) {
     CHECK(answer(ivf, q) == answer(flat, q));
   }
+}
+
+TEST_CASE("memories: searches complete while the worker's index write is held, and see it after") {
+  test::BusFixture f;
+  store(f, "alice", "m1", "likes green tea in the morning");
+  test::Gate gate;
+  MemoriesOptions options;
+  options.index.before_publish = [&](std::string_view work) { gate.hook(work); };
+  Model m = start(f, options);
+
+  // The worker is held inside committed(), the add built and not published.
+  gate.arm("add");
+  store(f, "alice", "m2", "green tea every morning");
+  gate.wait_until_holding();
+  const auto during = test::run_while_held(gate, [&] { return search(m, text("alice", "green tea")); });
+  CHECK(ids(during) == std::vector<std::string>{"m1"});
+  gate.release();
+  REQUIRE(m.worker->wait_for(f.log->head().position, std::chrono::seconds(10)));
+  CHECK(ids(search(m, text("alice", "green tea morning"))) == std::vector<std::string>{"m2", "m1"});
+
+  // Held before the removal is published: a search meanwhile completes (it
+  // may still find m1: the position does not cover the forget yet); once
+  // the position covers it, m1 is never returned.
+  gate.arm("remove");
+  f.ok("ForgetMemory", {{"owner", "alice"}, {"memory_id", "m1"}});
+  gate.wait_until_holding();
+  const auto forgetting = test::run_while_held(gate, [&] {
+    return m.projection->nearest("alice", m.projection->embedder().embed("green tea"), 10, {});
+  });
+  REQUIRE(forgetting);
+  CHECK(forgetting->size() == 2);
+  gate.release();
+  REQUIRE(m.worker->wait_for(f.log->head().position, std::chrono::seconds(10)));
+  const auto after = m.projection->nearest("alice", m.projection->embedder().embed("green tea"), 10, {});
+  REQUIRE(after);
+  REQUIRE(after->size() == 1);
+  CHECK(after->front().meta.memory_id == "m2");
+  CHECK(m.projection->report().vectors == 1);
 }

@@ -2,8 +2,20 @@
 
 #include <doctest/doctest.h>
 
+#include <faiss/utils/distances.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <mutex>
 #include <random>
+#include <string>
+#include <thread>
+
+#include "tests/projections/gate.h"
 
 using engram::core::errc;
 using engram::projections::vector_id;
@@ -92,4 +104,198 @@ TEST_CASE("vector index: a serialized index comes back whole, a damaged one is r
   CHECK(VectorIndex::deserialize(bytes.substr(0, bytes.size() / 2), options()).error().code ==
         errc::corruption);
   CHECK(VectorIndex::deserialize("not an index", options()).error().code == errc::corruption);
+}
+
+namespace {
+
+std::vector<int64_t> ids_of(const std::vector<VectorIndex::Hit>& hits) {
+  std::vector<int64_t> out;
+  for (const auto& h : hits) out.push_back(h.id);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("vector index: a search completes while an add is held, and sees it once published") {
+  std::mt19937 rng(3);
+  engram::test::Gate gate;
+  VectorIndex::Options o = options();
+  o.before_publish = [&](std::string_view work) { gate.hook(work); };
+  VectorIndex index(o);
+  const auto a = unit(rng);
+  const auto b = unit(rng);
+  REQUIRE(index.upsert(1, a));
+
+  gate.arm("add");
+  bool added = false;
+  std::jthread writer([&] { added = index.upsert(2, b).has_value(); });
+  gate.wait_until_holding();
+  const auto during = engram::test::run_while_held(gate, [&] { return index.search(b, 2); });
+  REQUIRE(during);
+  CHECK(ids_of(*during) == std::vector<int64_t>{1});  // the add is not published yet
+  CHECK(index.size() == 1);
+  gate.release();
+  writer.join();
+  CHECK(added);
+  const auto after = index.search(b, 2);
+  REQUIRE(after);
+  CHECK(ids_of(*after) == std::vector<int64_t>{2, 1});
+  CHECK(after->front().score == doctest::Approx(1.0));
+  CHECK(index.size() == 2);
+}
+
+TEST_CASE("vector index: searches run on while k-means retrains, and see the new lists after") {
+  std::mt19937 rng(5);
+  engram::test::Gate gate;
+  VectorIndex::Options o = options();
+  o.ivf_min_vectors = 200;
+  o.nlist = 4;
+  o.nprobe = 4;  // every list: exact, so answers are comparable
+  o.before_publish = [&](std::string_view work) { gate.hook(work); };
+  VectorIndex index(o);
+  std::vector<int64_t> ids;
+  std::vector<float> vectors;
+  for (int64_t id = 0; id < 150; ++id) {
+    const auto v = unit(rng);
+    ids.push_back(id);
+    vectors.insert(vectors.end(), v.begin(), v.end());
+  }
+  REQUIRE(index.upsert_many(ids, vectors));
+  REQUIRE_FALSE(index.is_ivf());
+
+  // The next batch crosses ivf_min_vectors: it is published, then the
+  // retrain is held.
+  std::vector<int64_t> more;
+  std::vector<float> more_vectors;
+  for (int64_t id = 150; id < 250; ++id) {
+    const auto v = unit(rng);
+    more.push_back(id);
+    more_vectors.insert(more_vectors.end(), v.begin(), v.end());
+  }
+  gate.arm("retrain");
+  bool added = false;
+  std::jthread writer([&] { added = index.upsert_many(more, more_vectors).has_value(); });
+  gate.wait_until_holding();
+  const std::vector<float> probe(more_vectors.end() - kDims, more_vectors.end());
+  const auto during = engram::test::run_while_held(gate, [&] { return index.search(probe, 3); });
+  REQUIRE(during);
+  CHECK(during->front().id == 249);  // the batch, published before the retrain
+  CHECK_FALSE(index.is_ivf());
+  CHECK(index.size() == 250);
+  const auto exact = ids_of(*index.search(probe, 20));
+  gate.release();
+  writer.join();
+  CHECK(added);
+  CHECK(index.is_ivf());
+  CHECK(index.size() == 250);
+  CHECK(ids_of(*index.search(probe, 20)) == exact);
+}
+
+namespace {
+
+// Exact top-k of a reference map, scored as FAISS's IVF-Flat scanner scores
+// (fvec_inner_product), best first, ties by id: what search() must return
+// when every list is probed.
+std::vector<VectorIndex::Hit> brute_force(const std::map<int64_t, std::vector<float>>& all,
+                                          const std::vector<float>& q, size_t k,
+                                          const std::function<bool(int64_t)>& keep) {
+  std::vector<VectorIndex::Hit> hits;
+  for (const auto& [id, v] : all) {
+    if (keep && !keep(id)) continue;
+    hits.push_back({id, faiss::fvec_inner_product(q.data(), v.data(), kDims)});
+  }
+  std::sort(hits.begin(), hits.end(), [](const auto& a, const auto& b) {
+    return a.score != b.score ? a.score > b.score : a.id < b.id;
+  });
+  if (hits.size() > k) hits.resize(k);
+  return hits;
+}
+
+bool same(const std::vector<VectorIndex::Hit>& a, const std::vector<VectorIndex::Hit>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].id != b[i].id || a[i].score != b[i].score) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("vector index: adds, replacements and removals across segments, merges, compactions, "
+          "retraining and snapshots answer as an exact search") {
+  std::mt19937 rng(17);
+  VectorIndex::Options o = options();
+  o.ivf_min_vectors = 300;
+  o.nlist = 8;
+  o.nprobe = 8;               // every list: exact
+  o.merge_max_vectors = 256;  // merges stop at 64 live rows: many segments
+  auto index = std::make_unique<VectorIndex>(o);
+  std::map<int64_t, std::vector<float>> model;
+  std::uniform_int_distribution<int64_t> any_id(0, 1499);
+  std::uniform_int_distribution<int> op(0, 9);
+  std::uniform_int_distribution<size_t> batch(1, 60);
+
+  auto check = [&](int step) {
+    INFO("step " << step);
+    REQUIRE(index->size() == model.size());
+    for (int i = 0; i < 3; ++i) {
+      const auto q = unit(rng);
+      const auto got = index->search(q, 10);
+      REQUIRE(got);
+      CHECK(same(*got, brute_force(model, q, 10, {})));
+      const std::function<bool(int64_t)> even = [](int64_t id) { return id % 2 == 0; };
+      const auto filtered = index->search(q, 10, even);
+      REQUIRE(filtered);
+      CHECK(same(*filtered, brute_force(model, q, 10, even)));
+    }
+  };
+
+  size_t most_segments = 0;
+  for (int step = 0; step < 400; ++step) {
+    const int what = op(rng);
+    if (what < 6) {  // a batch of adds and replacements, a repeated id now and then
+      std::vector<int64_t> ids;
+      std::vector<float> vectors;
+      const size_t n = batch(rng);
+      for (size_t i = 0; i < n; ++i) {
+        const int64_t id = i > 0 && i % 17 == 0 ? ids.front() : any_id(rng);
+        const auto v = unit(rng);
+        ids.push_back(id);
+        vectors.insert(vectors.end(), v.begin(), v.end());
+        model[id] = v;
+      }
+      REQUIRE(index->upsert_many(ids, vectors));
+    } else if (what < 9) {  // removals, some of unknown ids
+      std::vector<int64_t> ids;
+      const size_t n = batch(rng);
+      for (size_t i = 0; i < n; ++i) ids.push_back(any_id(rng));
+      for (int64_t id : ids) model.erase(id);
+      if (n == 1) {
+        index->remove(ids.front());
+      } else {
+        index->remove_many(ids);
+      }
+    } else {  // a snapshot round trip
+      std::string bytes;
+      index->serialize(bytes);
+      auto back = VectorIndex::deserialize(bytes, o);
+      REQUIRE(back);
+      CHECK((*back)->segments() == index->segments());
+      index = std::move(*back);
+    }
+    most_segments = std::max(most_segments, index->segments());
+    check(step);
+  }
+  CHECK(index->is_ivf());
+  // Below the merge cap a tier holds fewer than kMergeFanIn segments: tiers
+  // 0..2 (live < 64) hold at most 3 each; the rest hold 64+ live rows each.
+  CHECK(most_segments <= 3 * 3 + 1500 / 64 + 1);
+
+  // Removing everything leaves no segment behind.
+  std::vector<int64_t> all;
+  for (const auto& [id, v] : model) all.push_back(id);
+  index->remove_many(all);
+  CHECK(index->size() == 0);
+  CHECK(index->segments() == 0);
+  CHECK(index->search(unit(rng), 5)->empty());
 }
