@@ -20,6 +20,7 @@
 #include "core/logging.h"
 #include "core/sha256.h"
 #include "core/thread_role.h"
+#include "projections/snapshot_bytes.h"
 #include "schemas/domain/memories_generated.h"
 #include "schemas/domain/memory_seal.h"
 #include "schemas/payload.h"
@@ -99,49 +100,8 @@ MemoriesProjection::Meta meta_of(std::string memory_id, const json& j) {
 }
 
 // --- snapshot file ----------------------------------------------------------
-// "ENGRAM-MEMVEC-01", then little-endian fields (u32/u64/f64, strings as u32
-// length + bytes), then SHA-256 of everything before it.
-
-void put_u32(std::string& o, uint32_t v) {
-  o.append(reinterpret_cast<const char*>(&v), 4);
-}
-void put_u64(std::string& o, uint64_t v) {
-  o.append(reinterpret_cast<const char*>(&v), 8);
-}
-void put_f64(std::string& o, double v) {
-  o.append(reinterpret_cast<const char*>(&v), 8);
-}
-void put_str(std::string& o, std::string_view s) {
-  put_u32(o, static_cast<uint32_t>(s.size()));
-  o.append(s);
-}
-
-struct Reader {
-  std::string_view in;
-  size_t at = 0;
-  bool ok = true;
-  template <typename T>
-  T num() {
-    T v{};
-    if (in.size() - at < sizeof(T)) {
-      ok = false;
-      return v;
-    }
-    std::memcpy(&v, in.data() + at, sizeof(T));
-    at += sizeof(T);
-    return v;
-  }
-  std::string_view bytes(size_t n) {
-    if (in.size() - at < n) {
-      ok = false;
-      return {};
-    }
-    std::string_view s = in.substr(at, n);
-    at += n;
-    return s;
-  }
-  std::string_view str() { return bytes(num<uint32_t>()); }
-};
+// "ENGRAM-MEMVEC-02", then little-endian fields (snapshot_bytes.h), then
+// SHA-256 of everything before it.
 
 core::Error io_error(const std::filesystem::path& p, const char* what) {
   return core::make_error(core::errc::io_error,
@@ -277,6 +237,7 @@ MemoriesIndexReport MemoriesProjection::report() const {
   for (const auto& [owner, idx] : owners_) {
     r.vectors += idx->meta.size();
     if (idx->index->is_ivf()) ++r.ivf_indexes;
+    r.segments += idx->index->segments();
   }
   return r;
 }
@@ -693,10 +654,7 @@ core::result<void> MemoriesProjection::write_snapshot(core::Position position) {
         put_u32(out, static_cast<uint32_t>(m.tags.size()));
         for (const auto& t : m.tags) put_str(out, t);
       });
-      std::string index_bytes;
-      idx->index->serialize(index_bytes);
-      put_u64(out, index_bytes.size());
-      out.append(index_bytes);
+      put_sized(out, [&](std::string& o) { idx->index->serialize(o); });
     }
   }
   core::Sha256 h;
@@ -733,7 +691,7 @@ core::result<core::Position> MemoriesProjection::read_snapshot() {
   if (std::memcmp(digest.data(), bytes.data() + body.size(), kHashBytes) != 0) {
     return core::make_error(core::errc::corruption, "the snapshot's checksum does not match");
   }
-  Reader r{body, kSnapshotMagic.size()};
+  SnapshotReader r{body, kSnapshotMagic.size()};
   const core::Position position(r.num<uint64_t>());
   if (r.str() != embedder_tag()) {
     return core::make_error(core::errc::corruption, "the snapshot was made by another embedder");

@@ -76,6 +76,7 @@ struct MemoriesIndexReport {
   size_t owners = 0;
   size_t vectors = 0;
   size_t ivf_indexes = 0;  // owners whose index has moved to IVF
+  size_t segments = 0;     // of the owners' indexes, summed (vector_index.h)
 };
 
 class MemoriesProjection final : public Projection {

@@ -16,6 +16,7 @@
 
 #include "core/assert.h"
 #include "core/sha256.h"
+#include "projections/snapshot_bytes.h"
 
 namespace engram::projections {
 namespace {
@@ -87,44 +88,13 @@ struct ViewReader final : faiss::IOReader {
   size_t at = 0;
 };
 
-void put_u64(std::string& o, uint64_t v) {
-  o.append(reinterpret_cast<const char*>(&v), sizeof v);
-}
-
 // FAISS's bytes of `index`, after their length.
 void put_index(std::string& out, const faiss::Index& index) {
-  const size_t at = out.size();
-  put_u64(out, 0);
-  StringWriter writer(out);
-  faiss::write_index(&index, &writer);
-  const uint64_t n = out.size() - at - sizeof(uint64_t);
-  std::memcpy(out.data() + at, &n, sizeof n);
+  put_sized(out, [&](std::string& o) {
+    StringWriter writer(o);
+    faiss::write_index(&index, &writer);
+  });
 }
-
-struct Reader {
-  std::string_view in;
-  size_t at = 0;
-  bool ok = true;
-  uint64_t u64() {
-    uint64_t v = 0;
-    if (in.size() - at < sizeof v) {
-      ok = false;
-      return v;
-    }
-    std::memcpy(&v, in.data() + at, sizeof v);
-    at += sizeof v;
-    return v;
-  }
-  std::string_view bytes(uint64_t n) {
-    if (in.size() - at < n) {
-      ok = false;
-      return {};
-    }
-    std::string_view s = in.substr(at, n);
-    at += n;
-    return s;
-  }
-};
 
 size_t tier_of(size_t live) {
   size_t tier = 0;
@@ -541,9 +511,9 @@ core::result<std::unique_ptr<VectorIndex>> VectorIndex::deserialize(std::string_
     return core::make_error(core::errc::corruption, std::move(why));
   };
   if (bytes.substr(0, kMagic.size()) != kMagic) return corrupt("not a vector index");
-  Reader r{bytes, kMagic.size()};
+  SnapshotReader r{bytes, kMagic.size()};
   auto read_faiss = [&](std::string_view what) -> core::result<std::unique_ptr<faiss::Index>> {
-    const std::string_view b = r.bytes(r.u64());
+    const std::string_view b = r.bytes(r.num<uint64_t>());
     if (!r.ok) return corrupt(fmt::format("the vector index is truncated in its {}", what));
     try {
       ViewReader reader(b);
@@ -568,7 +538,7 @@ core::result<std::unique_ptr<VectorIndex>> VectorIndex::deserialize(std::string_
   version->centroids.reset(flat);
   version->nlist = static_cast<size_t>(flat->ntotal);
 
-  const uint64_t part_count = r.u64();
+  const uint64_t part_count = r.num<uint64_t>();
   for (uint64_t i = 0; i < part_count && r.ok; ++i) {
     auto read = read_faiss("segment");
     if (!read) return read.error();
@@ -592,9 +562,9 @@ core::result<std::unique_ptr<VectorIndex>> VectorIndex::deserialize(std::string_
     segment->ivf.reset(ivf);
 
     auto dead = std::make_shared<IdSet>();
-    const uint64_t dead_count = r.u64();
+    const uint64_t dead_count = r.num<uint64_t>();
     for (uint64_t j = 0; j < dead_count && r.ok; ++j) {
-      dead->insert(static_cast<int64_t>(r.u64()));
+      dead->insert(static_cast<int64_t>(r.num<uint64_t>()));
     }
     if (!r.ok) break;
     size_t dead_found = 0;

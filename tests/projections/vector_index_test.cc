@@ -153,25 +153,23 @@ TEST_CASE("vector index: searches run on while k-means retrains, and see the new
   o.nprobe = 4;  // every list: exact, so answers are comparable
   o.before_publish = [&](std::string_view work) { gate.hook(work); };
   VectorIndex index(o);
-  std::vector<int64_t> ids;
-  std::vector<float> vectors;
-  for (int64_t id = 0; id < 150; ++id) {
-    const auto v = unit(rng);
-    ids.push_back(id);
-    vectors.insert(vectors.end(), v.begin(), v.end());
-  }
+  // Ids from..to-1 with random vectors.
+  auto batch = [&](int64_t from, int64_t to) {
+    std::pair<std::vector<int64_t>, std::vector<float>> b;
+    for (int64_t id = from; id < to; ++id) {
+      const auto v = unit(rng);
+      b.first.push_back(id);
+      b.second.insert(b.second.end(), v.begin(), v.end());
+    }
+    return b;
+  };
+  const auto [ids, vectors] = batch(0, 150);
   REQUIRE(index.upsert_many(ids, vectors));
   REQUIRE_FALSE(index.is_ivf());
 
   // The next batch crosses ivf_min_vectors: it is published, then the
   // retrain is held.
-  std::vector<int64_t> more;
-  std::vector<float> more_vectors;
-  for (int64_t id = 150; id < 250; ++id) {
-    const auto v = unit(rng);
-    more.push_back(id);
-    more_vectors.insert(more_vectors.end(), v.begin(), v.end());
-  }
+  const auto [more, more_vectors] = batch(150, 250);
   gate.arm("retrain");
   bool added = false;
   std::jthread writer([&] { added = index.upsert_many(more, more_vectors).has_value(); });
