@@ -45,8 +45,9 @@
 // - Memory: besides the live version, at most one piece of work under way
 //   (a batch's segment, one merge's or compaction's output of at most
 //   merge_max_vectors rows, or a retrain's copy of every live vector plus
-//   the rebuilt segments) and what searches still running hold: segments a
-//   publish replaced are freed when the last search holding them ends.
+//   the rebuilt segments) and the versions searches held when they were
+//   replaced: the writer frees those (never a search's thread) at its first
+//   publish after the last such search ends.
 //   Retraining happens only while the list count grows, up to nlist: with
 //   adds in batches the last one is near 39 * nlist vectors, so a large
 //   index is not copied whole again.
