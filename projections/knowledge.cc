@@ -640,9 +640,9 @@ struct KnowledgeProjection::Impl {
     ENGRAM_ASSERT_MSG(v.size() == dimensions, "the embedder broke its dimensions() contract");
     if (!normalise(v)) return out;  // no features: nothing is similar
     const bool filtered = !want.domain.empty() || !want.tags.empty() || !want.agent.empty();
-    std::function<bool(int64_t)> keep;
+    VectorIndex::Keep keep;
     if (filtered) {
-      keep = [&](int64_t vid) {
+      keep = [&](int64_t vid, const VectorIndex::Payload&) {
         auto it = meta.find(vid);
         return it != meta.end() && passes(it->second.filters, want);
       };

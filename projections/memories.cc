@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -143,67 +142,14 @@ core::result<void> write_file_atomically(const std::filesystem::path& path,
 
 namespace {
 
-// An owner's Meta by vector id, in stripes: a search's lookup and the
-// worker's update each hold one stripe's lock for one map operation, so
-// neither waits for the other's whole batch or search.
-class MetaTable {
- public:
-  using Meta = MemoriesProjection::Meta;
+using Payload = VectorIndex::Payload;
 
-  // Calls f(meta) under the stripe's lock; false when `id` is absent.
-  template <typename F>
-  bool visit(int64_t id, F&& f) const {
-    const Stripe& s = stripe(id);
-    std::shared_lock lock(s.mu);
-    auto it = s.map.find(id);
-    if (it == s.map.end()) return false;
-    f(it->second);
-    return true;
-  }
-  void put(int64_t id, Meta meta) {
-    Stripe& s = stripe(id);
-    std::unique_lock lock(s.mu);
-    if (s.map.insert_or_assign(id, std::move(meta)).second) {
-      size_.fetch_add(1, std::memory_order_relaxed);
-    }
-  }
-  void erase(int64_t id) {
-    Stripe& s = stripe(id);
-    std::unique_lock lock(s.mu);
-    if (s.map.erase(id) > 0) size_.fetch_sub(1, std::memory_order_relaxed);
-  }
-  size_t size() const { return size_.load(std::memory_order_relaxed); }
-  // Every entry, a stripe at a time: a consistent whole on the worker's
-  // thread, the only one that changes the table.
-  template <typename F>
-  void for_each(F&& f) const {
-    for (const Stripe& s : stripes_) {
-      std::shared_lock lock(s.mu);
-      for (const auto& [id, meta] : s.map) f(id, meta);
-    }
-  }
-
- private:
-  // Few: an owner with one memory pays for every stripe.
-  static constexpr size_t kStripes = 8;
-  struct Stripe {
-    mutable std::shared_mutex mu;
-    std::unordered_map<int64_t, Meta> map;
-  };
-  Stripe& stripe(int64_t id) { return stripes_[static_cast<uint64_t>(id) % kStripes]; }
-  const Stripe& stripe(int64_t id) const { return stripes_[static_cast<uint64_t>(id) % kStripes]; }
-  std::array<Stripe, kStripes> stripes_;
-  std::atomic<size_t> size_{0};
-};
+// A memory's Meta is the payload of its vector in the owner's index.
+const MemoriesProjection::Meta& meta_of(const Payload& payload) {
+  return *static_cast<const MemoriesProjection::Meta*>(payload.get());
+}
 
 }  // namespace
-
-struct MemoriesProjection::OwnerIndex {
-  explicit OwnerIndex(const VectorIndex::Options& o) : index(std::make_unique<VectorIndex>(o)) {}
-  explicit OwnerIndex(std::unique_ptr<VectorIndex> i) : index(std::move(i)) {}
-  std::unique_ptr<VectorIndex> index;
-  MetaTable meta;
-};
 
 struct MemoriesProjection::Change {
   enum class Kind { upsert, update_meta, remove, drop_owner } kind;
@@ -234,15 +180,15 @@ MemoriesIndexReport MemoriesProjection::report() const {
   MemoriesIndexReport r = report_;
   r.owners = owners_.size();
   r.vectors = 0;
-  for (const auto& [owner, idx] : owners_) {
-    r.vectors += idx->meta.size();
-    if (idx->index->is_ivf()) ++r.ivf_indexes;
-    r.segments += idx->index->segments();
+  for (const auto& [owner, index] : owners_) {
+    r.vectors += index->size();
+    if (index->is_ivf()) ++r.ivf_indexes;
+    r.segments += index->segments();
   }
   return r;
 }
 
-std::shared_ptr<MemoriesProjection::OwnerIndex> MemoriesProjection::owner_index(
+std::shared_ptr<VectorIndex> MemoriesProjection::owner_index(
     std::string_view owner) const {
   std::shared_lock lock(mu_);
   auto it = owners_.find(owner);
@@ -250,8 +196,8 @@ std::shared_ptr<MemoriesProjection::OwnerIndex> MemoriesProjection::owner_index(
 }
 
 void MemoriesProjection::set_owner_index(const std::string& owner,
-                                         std::shared_ptr<OwnerIndex> index) {
-  std::shared_ptr<OwnerIndex> old;
+                                         std::shared_ptr<VectorIndex> index) {
+  std::shared_ptr<VectorIndex> old;
   {
     std::unique_lock lock(mu_);
     auto it = owners_.find(owner);
@@ -269,9 +215,9 @@ void MemoriesProjection::set_owner_index(const std::string& owner,
   retire(std::move(old));
 }
 
-void MemoriesProjection::retire(std::shared_ptr<OwnerIndex> old) {
+void MemoriesProjection::retire(std::shared_ptr<VectorIndex> old) {
   if (old != nullptr) retired_.push_back(std::move(old));
-  std::erase_if(retired_, [](const std::shared_ptr<OwnerIndex>& idx) {
+  std::erase_if(retired_, [](const std::shared_ptr<VectorIndex>& idx) {
     if (idx.use_count() != 1) return false;
     // Pairs with the release in the last search's reference drop, so its
     // reads happen before the index is freed here.
@@ -435,65 +381,56 @@ core::result<void> MemoriesProjection::apply_changes(std::vector<Change>& change
   }
 
   for (auto& [owner, plan] : plans) {
-    std::shared_ptr<OwnerIndex> idx = owner_index(owner);
-    if (plan.drop && idx != nullptr) {
+    std::shared_ptr<VectorIndex> index = owner_index(owner);
+    if (plan.drop && index != nullptr) {
       set_owner_index(owner, nullptr);
-      idx = nullptr;
+      index = nullptr;
     }
     std::vector<int64_t> removed;
     std::vector<int64_t> ids;
     std::vector<float> vectors;
-    for (const auto& [vid, i] : plan.last) {
-      const Change& c = changes[i];
+    std::vector<Payload> metas;
+    std::vector<int64_t> updated;
+    std::vector<Payload> updated_metas;
+    for (auto& [vid, i] : plan.last) {
+      Change& c = changes[i];
       if (c.kind == Change::Kind::remove) {
         removed.push_back(vid);
       } else if (c.kind == Change::Kind::upsert) {
         ids.push_back(vid);
         vectors.insert(vectors.end(), c.vector.begin(), c.vector.end());
+        metas.push_back(std::make_shared<const Meta>(std::move(c.meta)));
+      } else if (c.kind == Change::Kind::update_meta) {
+        updated.push_back(vid);
+        updated_metas.push_back(std::make_shared<const Meta>(std::move(c.meta)));
       }
     }
-    const bool fresh = idx == nullptr;
+    const bool fresh = index == nullptr;
     if (fresh) {
       if (ids.empty()) continue;  // nothing to add for an owner without memories
-      idx = std::make_shared<OwnerIndex>(options_.index);
+      index = std::make_shared<VectorIndex>(options_.index);
     }
-    for (int64_t vid : ids) {
-      const std::string& id = changes[plan.last[vid]].meta.memory_id;
-      bool clash = false;
-      idx->meta.visit(vid, [&](const Meta& m) { clash = m.memory_id != id; });
-      if (clash) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const std::string& id = meta_of(metas[i]).memory_id;
+      const Payload held = index->payload(ids[i]);
+      if (held != nullptr && meta_of(held).memory_id != id) {
         return core::make_error(
             core::errc::internal,
-            fmt::format("memory {} of {} shares its vector id {} with another", id, owner, vid));
+            fmt::format("memory {} of {} shares its vector id {} with {}", id, owner, ids[i],
+                        meta_of(held).memory_id));
       }
     }
-    // The index first: FAISS's work happens here, outside every lock a
-    // search takes. Until the Meta follows, a new vector has no Meta and
-    // is not returned.
-    if (!removed.empty()) idx->index->remove_many(removed);
+    // Each call builds the next version (FAISS's work included) beside the
+    // one searches read, and publishes it.
+    if (!removed.empty()) index->remove_many(removed);
     if (!ids.empty()) {
-      if (auto r = idx->index->upsert_many(ids, vectors); !r) return r;
+      if (auto r = index->upsert_many(ids, vectors, metas); !r) return r;
     }
-    for (auto& [vid, i] : plan.last) {
-      Change& c = changes[i];
-      switch (c.kind) {
-        case Change::Kind::upsert:
-          idx->meta.put(vid, std::move(c.meta));
-          break;
-        case Change::Kind::update_meta:
-          if (idx->meta.visit(vid, [](const Meta&) {})) idx->meta.put(vid, std::move(c.meta));
-          break;
-        case Change::Kind::remove:
-          idx->meta.erase(vid);
-          break;
-        case Change::Kind::drop_owner:
-          break;
-      }
-    }
-    if (idx->meta.size() == 0) {
+    if (!updated.empty()) index->set_payloads(updated, updated_metas);
+    if (index->size() == 0) {
       if (!fresh) set_owner_index(owner, nullptr);
     } else if (fresh) {
-      set_owner_index(owner, std::move(idx));
+      set_owner_index(owner, std::move(index));
     }
   }
   return {};
@@ -534,22 +471,16 @@ core::result<std::vector<MemoriesProjection::Candidate>> MemoriesProjection::nea
     const std::function<bool(const Meta&)>& keep) const {
   std::vector<Candidate> out;
   // Held until the search ends, even if the owner is dropped meanwhile.
-  const std::shared_ptr<const OwnerIndex> idx = owner_index(owner);
-  if (idx == nullptr) return out;
-  std::function<bool(int64_t)> by_id;
+  const std::shared_ptr<const VectorIndex> index = owner_index(owner);
+  if (index == nullptr) return out;
+  VectorIndex::Keep by_meta;
   if (keep) {
-    by_id = [&](int64_t id) {
-      bool kept = false;
-      idx->meta.visit(id, [&](const Meta& m) { kept = keep(m); });
-      return kept;
-    };
+    by_meta = [&](int64_t, const Payload& p) { return p != nullptr && keep(meta_of(p)); };
   }
-  auto hits = idx->index->search(vector, k, by_id);
+  auto hits = index->search(vector, k, by_meta);
   if (!hits) return hits.error();
   for (const auto& h : *hits) {
-    // A hit without Meta was removed, or added and not yet described:
-    // either way not part of a committed position this search must show.
-    idx->meta.visit(h.id, [&](const Meta& m) { out.push_back(Candidate{m, h.score}); });
+    if (h.payload != nullptr) out.push_back(Candidate{meta_of(h.payload), h.score});
   }
   return out;
 }
@@ -565,15 +496,17 @@ core::result<void> MemoriesProjection::load_owner_from_store(const core::ModelSt
     return {};
   }
   const std::string prefix = fmt::format("mem/{}/", owner);
-  auto idx = std::make_shared<OwnerIndex>(options_.index);
+  auto index = std::make_shared<VectorIndex>(options_.index);
   std::string from;
   std::vector<int64_t> ids;
   std::vector<float> vectors;
+  std::vector<Payload> metas;
   for (;;) {
     auto page = store.scan(prefix, from, kScanPage);
     if (!page) return page.error();
     ids.clear();
     vectors.clear();
+    metas.clear();
     for (const auto& [k, value] : *page) {
       const std::string id = k.substr(prefix.size());
       auto record = parse_record(k, value);
@@ -597,18 +530,18 @@ core::result<void> MemoriesProjection::load_owner_from_store(const core::ModelSt
       const int64_t vid = vector_id(id);
       ids.push_back(vid);
       vectors.insert(vectors.end(), v.begin(), v.end());
-      idx->meta.put(vid, meta_of(id, *record));
+      metas.push_back(std::make_shared<const Meta>(meta_of(id, *record)));
     }
-    if (auto r = idx->index->upsert_many(ids, vectors); !r) return r;
+    if (auto r = index->upsert_many(ids, vectors, metas); !r) return r;
     if (page->size() < kScanPage) break;
     from = page->back().first + '\0';
   }
-  set_owner_index(owner, idx->meta.size() == 0 ? nullptr : std::move(idx));
+  set_owner_index(owner, index->size() == 0 ? nullptr : std::move(index));
   return {};
 }
 
 core::result<void> MemoriesProjection::rebuild_from_store(const core::ModelStore& store) {
-  std::map<std::string, std::shared_ptr<OwnerIndex>, std::less<>> old;
+  std::map<std::string, std::shared_ptr<VectorIndex>, std::less<>> old;
   {
     std::unique_lock lock(mu_);
     old.swap(owners_);
@@ -643,10 +576,11 @@ core::result<void> MemoriesProjection::write_snapshot(core::Position position) {
     put_u64(out, position.value());
     put_str(out, embedder_tag());
     put_u64(out, owners_.size());
-    for (const auto& [owner, idx] : owners_) {
+    for (const auto& [owner, index] : owners_) {
       put_str(out, owner);
-      put_u64(out, idx->meta.size());
-      idx->meta.for_each([&](int64_t vid, const Meta& m) {
+      put_u64(out, index->size());
+      index->for_each([&](int64_t vid, const Payload& p) {
+        const Meta& m = meta_of(p);
         put_u64(out, static_cast<uint64_t>(vid));
         put_str(out, m.memory_id);
         put_f64(out, m.importance);
@@ -654,7 +588,7 @@ core::result<void> MemoriesProjection::write_snapshot(core::Position position) {
         put_u32(out, static_cast<uint32_t>(m.tags.size()));
         for (const auto& t : m.tags) put_str(out, t);
       });
-      put_sized(out, [&](std::string& o) { idx->index->serialize(o); });
+      put_sized(out, [&](std::string& o) { index->serialize(o); });
     }
   }
   core::Sha256 h;
@@ -696,11 +630,11 @@ core::result<core::Position> MemoriesProjection::read_snapshot() {
   if (r.str() != embedder_tag()) {
     return core::make_error(core::errc::corruption, "the snapshot was made by another embedder");
   }
-  std::map<std::string, std::shared_ptr<OwnerIndex>, std::less<>> owners;
+  std::map<std::string, std::shared_ptr<VectorIndex>, std::less<>> owners;
   const uint64_t owner_count = r.num<uint64_t>();
   for (uint64_t i = 0; i < owner_count && r.ok; ++i) {
     const std::string owner(r.str());
-    auto idx = std::make_shared<OwnerIndex>(options_.index);
+    std::unordered_map<int64_t, Payload> metas_by_id;
     const uint64_t metas = r.num<uint64_t>();
     for (uint64_t j = 0; j < metas && r.ok; ++j) {
       const auto vid = static_cast<int64_t>(r.num<uint64_t>());
@@ -710,20 +644,22 @@ core::result<core::Position> MemoriesProjection::read_snapshot() {
       m.stored_at_ms = static_cast<int64_t>(r.num<uint64_t>());
       const uint32_t tags = r.num<uint32_t>();
       for (uint32_t t = 0; t < tags && r.ok; ++t) m.tags.emplace_back(r.str());
-      idx->meta.put(vid, std::move(m));
+      metas_by_id.emplace(vid, std::make_shared<const Meta>(std::move(m)));
     }
     const std::string_view index_bytes = r.bytes(r.num<uint64_t>());
     if (!r.ok) break;
-    auto index = VectorIndex::deserialize(index_bytes, options_.index);
+    auto index = VectorIndex::deserialize(index_bytes, options_.index, [&](int64_t vid) {
+      auto it = metas_by_id.find(vid);
+      return it == metas_by_id.end() ? nullptr : it->second;
+    });
     if (!index) return index.error();
-    if ((*index)->size() != idx->meta.size()) {
+    if ((*index)->size() != metas_by_id.size()) {
       return core::make_error(core::errc::corruption,
                               fmt::format("the snapshot's index of {} holds {} vectors for {} "
                                           "memories",
-                                          owner, (*index)->size(), idx->meta.size()));
+                                          owner, (*index)->size(), metas_by_id.size()));
     }
-    idx->index = std::move(*index);
-    owners.emplace(owner, std::move(idx));
+    owners.emplace(owner, std::move(*index));
   }
   if (!r.ok || r.at != body.size()) {
     return core::make_error(core::errc::corruption, "the snapshot is truncated or malformed");

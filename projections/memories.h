@@ -28,16 +28,16 @@
 // was forgotten) are skipped: they can never be read again.
 //
 // Searches never wait for the index's writes. nearest() holds the owners'
-// map lock only to take the owner's index (a shared_ptr), then searches its
-// VectorIndex, which never waits for adds, merges or retraining
-// (vector_index.h), and reads each hit's Meta under one stripe's lock per
-// lookup. The worker changes the index first (FAISS's work runs outside
-// every lock a search takes; each change is published with a pointer
-// swap), then the Meta, a stripe lock per entry, and takes the map lock
-// only to add or drop an owner. Everything committed() changes is in place
-// before it returns, so a search that starts once the worker's position
-// covers a MemoryForgotten or SubjectForgotten never returns what it
-// forgot. (A search already running may still find it in the index;
+// map lock only to copy the owner's index pointer, then searches that
+// VectorIndex, where each memory's Meta is the payload of its vector: one
+// immutable version of both, which the worker replaces with a pointer swap
+// after building the next one (FAISS's adds, merges and retraining
+// included; vector_index.h). The worker takes the map lock only to add,
+// replace or drop an owner, and frees what it replaced itself once no
+// search holds it. Everything committed() changes is published before it
+// returns, so a search that starts once the worker's position covers a
+// MemoryForgotten or SubjectForgotten never returns what it forgot. (A
+// search already running may still find it in the version it took;
 // search_memories() then drops it, as its content left the store at the
 // commit, before committed().)
 
@@ -119,17 +119,16 @@ class MemoriesProjection final : public Projection {
                                                const std::function<bool(const Meta&)>& keep) const;
 
  private:
-  struct OwnerIndex;
   struct Change;
   core::result<void> stage_stored(const core::RecordedEvent& e, core::ModelStore::Batch& batch);
   core::result<void> apply_changes(std::vector<Change>& changes);
-  std::shared_ptr<OwnerIndex> owner_index(std::string_view owner) const;
+  std::shared_ptr<VectorIndex> owner_index(std::string_view owner) const;
   // Adds, replaces or (null) drops the owner's index; the replaced one is
   // retired.
-  void set_owner_index(const std::string& owner, std::shared_ptr<OwnerIndex> index);
+  void set_owner_index(const std::string& owner, std::shared_ptr<VectorIndex> index);
   // Keeps `old` until no search holds it, so that it is freed here, on the
   // worker's thread, never by a search's; frees those no search holds now.
-  void retire(std::shared_ptr<OwnerIndex> old);
+  void retire(std::shared_ptr<VectorIndex> old);
   // Builds the owner's index from the store, then swaps it in (or drops the
   // owner when nothing of theirs is readable).
   core::result<void> load_owner_from_store(const core::ModelStore& store, const std::string& owner);
@@ -144,7 +143,7 @@ class MemoriesProjection final : public Projection {
   std::filesystem::path dir_;
 
   std::vector<Change> staged_;  // worker thread only
-  std::vector<std::shared_ptr<OwnerIndex>> retired_;  // worker thread only
+  std::vector<std::shared_ptr<VectorIndex>> retired_;  // worker thread only
   uint64_t changes_since_snapshot_ = 0;
   bool forgotten_since_snapshot_ = false;
   bool index_broken_ = false;
@@ -153,7 +152,7 @@ class MemoriesProjection final : public Projection {
   // Guards owners_ (the map, not what its indexes hold: searches hold it
   // only to copy an owner's pointer) and report_.
   mutable std::shared_mutex mu_;
-  std::map<std::string, std::shared_ptr<OwnerIndex>, std::less<>> owners_;
+  std::map<std::string, std::shared_ptr<VectorIndex>, std::less<>> owners_;
   MemoriesIndexReport report_;
 };
 

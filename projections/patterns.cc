@@ -579,7 +579,7 @@ core::result<std::vector<PatternsProjection::Neighbour>> PatternsProjection::nea
   // Held across the search so the keep-predicate reads members_ unlocked;
   // the writer never holds mu_ while it waits for the index.
   std::shared_lock lock(mu_);
-  auto hits = index_.search(query, k, [&](int64_t id) {
+  auto hits = index_.search(query, k, [&](int64_t id, const VectorIndex::Payload&) {
     auto it = members_.find(id);
     return it != members_.end() && it->second.domain != exclude_domain &&
            it->second.pattern_id != exclude_id;

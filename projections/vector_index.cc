@@ -23,6 +23,8 @@ namespace {
 
 using idx_t = faiss::Index::idx_t;
 using IdSet = std::unordered_set<int64_t>;
+using Payload = VectorIndex::Payload;
+using PayloadMap = std::unordered_map<int64_t, Payload>;
 
 // k-means wants at least this many training points per list; fewer make
 // empty or degenerate lists (FAISS warns below 39).
@@ -45,6 +47,16 @@ const std::shared_ptr<const IdSet>& no_ids() {
   return none;
 }
 
+const std::shared_ptr<const PayloadMap>& no_payloads() {
+  static const auto none = std::make_shared<const PayloadMap>();
+  return none;
+}
+
+// Overrides set since the segments' payloads were written, folded into
+// them past this many (or live / kOverridesPerLive).
+constexpr size_t kMinOverrides = 256;
+constexpr size_t kOverridesPerLive = 32;
+
 faiss::ArrayInvertedLists& lists_of(faiss::IndexIVFFlat& ivf) {
   auto* lists = dynamic_cast<faiss::ArrayInvertedLists*>(ivf.invlists);
   ENGRAM_ASSERT(lists != nullptr);
@@ -54,17 +66,6 @@ faiss::ArrayInvertedLists& lists_of(faiss::IndexIVFFlat& ivf) {
 core::Error faiss_error(const char* what, const std::exception& e) {
   return core::make_error(core::errc::internal, fmt::format("FAISS {}: {}", what, e.what()));
 }
-
-// A segment's rows that are live and that the caller keeps.
-struct LiveSelector final : faiss::IDSelector {
-  LiveSelector(const IdSet& d, const std::function<bool(int64_t)>& k) : dead(d), keep(k) {}
-  bool is_member(idx_t id) const override {
-    if (!dead.empty() && dead.count(id) > 0) return false;
-    return !keep || keep(id);
-  }
-  const IdSet& dead;
-  const std::function<bool(int64_t)>& keep;
-};
 
 struct StringWriter final : faiss::IOWriter {
   explicit StringWriter(std::string& o) : out(o) {}
@@ -113,6 +114,7 @@ struct VectorIndex::Segment {
 
 struct VectorIndex::Part {
   std::shared_ptr<const Segment> segment;
+  std::shared_ptr<const PayloadMap> payloads = no_payloads();  // by id, of its rows
   std::shared_ptr<const IdSet> dead = no_ids();  // rows of `segment` no longer live
   size_t rows() const { return static_cast<size_t>(segment->ivf->ntotal); }
   size_t live() const { return rows() - dead->size(); }
@@ -122,7 +124,17 @@ struct VectorIndex::Version {
   std::shared_ptr<faiss::IndexFlatIP> centroids;  // nlist rows; searched, never changed
   size_t nlist = 1;
   std::vector<Part> parts;
+  // Payloads set since their parts' were written; they win over those.
+  std::shared_ptr<const PayloadMap> overrides = no_payloads();
   size_t live = 0;
+
+  Payload payload_of(const Part& part, int64_t id) const {
+    if (!overrides->empty()) {
+      if (auto o = overrides->find(id); o != overrides->end()) return o->second;
+    }
+    auto p = part.payloads->find(id);
+    return p == part.payloads->end() ? nullptr : p->second;
+  }
 };
 
 namespace {
@@ -140,6 +152,20 @@ std::shared_ptr<Segment> new_segment(uint64_t uid, std::shared_ptr<faiss::IndexF
   ENGRAM_ASSERT(s->ivf->is_trained);
   return s;
 }
+
+// A part's rows that are live and that the caller keeps.
+template <typename Version, typename Part>
+struct LiveSelector final : faiss::IDSelector {
+  LiveSelector(const Version& v, const Part& p, const VectorIndex::Keep& k)
+      : version(v), part(p), keep(k) {}
+  bool is_member(idx_t id) const override {
+    if (!part.dead->empty() && part.dead->count(id) > 0) return false;
+    return !keep || keep(id, version.payload_of(part, id));
+  }
+  const Version& version;
+  const Part& part;
+  const VectorIndex::Keep& keep;
+};
 
 }  // namespace
 
@@ -198,6 +224,33 @@ size_t VectorIndex::segments() const {
   return current()->parts.size();
 }
 
+size_t VectorIndex::part_of(const Version& version, int64_t id) const {
+  const uint64_t uid = where_.at(id);
+  for (size_t i = 0; i < version.parts.size(); ++i) {
+    if (version.parts[i].segment->uid == uid) return i;
+  }
+  ENGRAM_ASSERT_MSG(false, "a live id's segment is not in the current version");
+  return 0;
+}
+
+namespace {
+
+// `overrides` without `ids` (the same map when none of them is there).
+std::shared_ptr<const PayloadMap> without(const std::shared_ptr<const PayloadMap>& overrides,
+                                          std::span<const int64_t> ids) {
+  if (overrides->empty()) return overrides;
+  std::shared_ptr<PayloadMap> out;
+  for (int64_t id : ids) {
+    if ((out ? out->count(id) : overrides->count(id)) == 0) continue;
+    if (!out) out = std::make_shared<PayloadMap>(*overrides);
+    out->erase(id);
+  }
+  if (!out) return overrides;
+  return out;
+}
+
+}  // namespace
+
 size_t VectorIndex::mark_dead(Version& next, std::span<const int64_t> ids) const {
   std::unordered_map<uint64_t, std::vector<int64_t>> by_segment;
   IdSet seen;
@@ -216,21 +269,31 @@ size_t VectorIndex::mark_dead(Version& next, std::span<const int64_t> ids) const
     dead->insert(it->second.begin(), it->second.end());
     part.dead = std::move(dead);
   }
+  next.overrides = without(next.overrides, ids);
   next.live -= marked;
   return marked;
 }
 
-core::result<void> VectorIndex::upsert(int64_t id, std::span<const float> vector) {
-  return upsert_many(std::span<const int64_t>(&id, 1), vector);
+core::result<void> VectorIndex::upsert(int64_t id, std::span<const float> vector,
+                                       Payload payload) {
+  if (payload == nullptr) return upsert_many(std::span<const int64_t>(&id, 1), vector);
+  return upsert_many(std::span<const int64_t>(&id, 1), vector,
+                     std::span<const Payload>(&payload, 1));
 }
 
 core::result<void> VectorIndex::upsert_many(std::span<const int64_t> ids,
-                                            std::span<const float> vectors) {
+                                            std::span<const float> vectors,
+                                            std::span<const Payload> payloads) {
   if (vectors.size() != ids.size() * options_.dimensions) {
     return core::make_error(
         core::errc::invalid_argument,
         fmt::format("{} vectors of {} dimensions need {} values, got {}", ids.size(),
                     options_.dimensions, ids.size() * options_.dimensions, vectors.size()));
+  }
+  if (!payloads.empty() && payloads.size() != ids.size()) {
+    return core::make_error(core::errc::invalid_argument,
+                            fmt::format("{} ids need {} payloads or none, got {}", ids.size(),
+                                        ids.size(), payloads.size()));
   }
   if (ids.empty()) return {};
   std::lock_guard write(write_mu_);
@@ -239,6 +302,7 @@ core::result<void> VectorIndex::upsert_many(std::span<const int64_t> ids,
   for (size_t i = 0; i < ids.size(); ++i) last[ids[i]] = i;
   std::vector<idx_t> add_ids;
   std::vector<float> add_vectors;
+  auto added_payloads = std::make_shared<PayloadMap>();
   add_ids.reserve(last.size());
   add_vectors.reserve(last.size() * options_.dimensions);
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -246,6 +310,7 @@ core::result<void> VectorIndex::upsert_many(std::span<const int64_t> ids,
     add_ids.push_back(ids[i]);
     const float* v = vectors.data() + i * options_.dimensions;
     add_vectors.insert(add_vectors.end(), v, v + options_.dimensions);
+    if (!payloads.empty() && payloads[i] != nullptr) added_payloads->emplace(ids[i], payloads[i]);
   }
   const auto cur = current();
   std::shared_ptr<Segment> segment;
@@ -259,11 +324,45 @@ core::result<void> VectorIndex::upsert_many(std::span<const int64_t> ids,
   }
   auto next = std::make_shared<Version>(*cur);
   mark_dead(*next, add_ids);  // replaced vectors
-  next->parts.push_back(Part{segment, no_ids()});
+  next->parts.push_back(Part{segment, std::move(added_payloads), no_ids()});
   next->live += add_ids.size();
   publish(std::move(next), "add");
   for (int64_t id : add_ids) where_[id] = segment->uid;
   return maintain(true);
+}
+
+void VectorIndex::set_payloads(std::span<const int64_t> ids, std::span<const Payload> payloads) {
+  ENGRAM_ASSERT(ids.size() == payloads.size());
+  std::lock_guard write(write_mu_);
+  const auto cur = current();
+  std::shared_ptr<PayloadMap> overrides;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (where_.count(ids[i]) == 0) continue;
+    if (!overrides) overrides = std::make_shared<PayloadMap>(*cur->overrides);
+    (*overrides)[ids[i]] = payloads[i];
+  }
+  if (!overrides) return;
+  auto next = std::make_shared<Version>(*cur);
+  next->overrides = std::move(overrides);
+  publish(std::move(next), "payload");
+  if (current()->overrides->size() > std::max(kMinOverrides, cur->live / kOverridesPerLive)) {
+    fold_overrides();
+  }
+}
+
+void VectorIndex::fold_overrides() {
+  const auto cur = current();
+  std::unordered_map<size_t, std::vector<int64_t>> by_part;
+  for (const auto& [id, payload] : *cur->overrides) by_part[part_of(*cur, id)].push_back(id);
+  auto next = std::make_shared<Version>(*cur);
+  for (const auto& [i, ids] : by_part) {
+    Part& part = next->parts[i];
+    auto payloads = std::make_shared<PayloadMap>(*part.payloads);
+    for (int64_t id : ids) (*payloads)[id] = cur->overrides->at(id);
+    part.payloads = std::move(payloads);
+  }
+  next->overrides = no_payloads();
+  publish(std::move(next), "payload");
 }
 
 void VectorIndex::remove(int64_t id) {
@@ -288,6 +387,29 @@ void VectorIndex::clear() {
   empty->centroids = zero_centroid(options_.dimensions);
   publish(std::move(empty), "clear");
   where_.clear();
+}
+
+bool VectorIndex::contains(int64_t id) const {
+  std::lock_guard write(write_mu_);
+  return where_.count(id) > 0;
+}
+
+VectorIndex::Payload VectorIndex::payload(int64_t id) const {
+  std::lock_guard write(write_mu_);
+  if (where_.count(id) == 0) return nullptr;
+  const auto cur = current();
+  return cur->payload_of(cur->parts[part_of(*cur, id)], id);
+}
+
+void VectorIndex::for_each(const std::function<void(int64_t, const Payload&)>& f) const {
+  const auto cur = current();
+  for (const Part& p : cur->parts) {
+    for (const auto& ids : lists_of(*p.segment->ivf).ids) {
+      for (idx_t id : ids) {
+        if (p.dead->count(id) == 0) f(id, cur->payload_of(p, id));
+      }
+    }
+  }
 }
 
 core::result<void> VectorIndex::maintain(bool may_retrain) {
@@ -335,6 +457,7 @@ core::result<void> VectorIndex::maintain(bool may_retrain) {
 void VectorIndex::merge(const std::vector<size_t>& parts) {
   const auto cur = current();
   auto segment = new_segment<Segment>(next_uid_++, cur->centroids, options_.dimensions, cur->nlist);
+  auto payloads = std::make_shared<PayloadMap>();
   auto& into = lists_of(*segment->ivf);
   const size_t code_size = segment->ivf->code_size;
   size_t rows = 0;
@@ -354,34 +477,46 @@ void VectorIndex::merge(const std::vector<size_t>& parts) {
       if (p.dead->empty()) {
         codes.insert(codes.end(), from_codes.begin(), from_codes.end());
         ids.insert(ids.end(), from_ids.begin(), from_ids.end());
-        continue;
-      }
-      for (size_t j = 0; j < from_ids.size(); ++j) {
-        if (p.dead->count(from_ids[j]) > 0) continue;
-        const auto* code = from_codes.data() + j * code_size;
-        codes.insert(codes.end(), code, code + code_size);
-        ids.push_back(from_ids[j]);
+      } else {
+        for (size_t j = 0; j < from_ids.size(); ++j) {
+          if (p.dead->count(from_ids[j]) > 0) continue;
+          const auto* code = from_codes.data() + j * code_size;
+          codes.insert(codes.end(), code, code + code_size);
+          ids.push_back(from_ids[j]);
+        }
       }
     }
     rows += ids.size();
   }
   segment->ivf->ntotal = static_cast<idx_t>(rows);
+  // The rows' payloads, overrides folded in.
+  std::vector<int64_t> moved;
+  moved.reserve(rows);
+  for (size_t i : parts) {
+    const Part& p = cur->parts[i];
+    for (const auto& ids : lists_of(*p.segment->ivf).ids) {
+      for (idx_t id : ids) {
+        if (p.dead->count(id) > 0) continue;
+        moved.push_back(id);
+        if (auto payload = cur->payload_of(p, id)) payloads->emplace(id, std::move(payload));
+      }
+    }
+  }
 
   auto next = std::make_shared<Version>();
   next->centroids = cur->centroids;
   next->nlist = cur->nlist;
+  next->overrides = without(cur->overrides, moved);
   next->live = cur->live;
   for (size_t i = 0; i < cur->parts.size(); ++i) {
     if (i == parts.front()) {
-      if (rows > 0) next->parts.push_back(Part{segment, no_ids()});
+      if (rows > 0) next->parts.push_back(Part{segment, std::move(payloads), no_ids()});
     } else if (std::find(parts.begin(), parts.end(), i) == parts.end()) {
       next->parts.push_back(cur->parts[i]);
     }
   }
   publish(std::move(next), "merge");
-  for (const auto& ids : into.ids) {
-    for (idx_t id : ids) where_[id] = segment->uid;
-  }
+  for (int64_t id : moved) where_[id] = segment->uid;
 }
 
 core::result<void> VectorIndex::retrain(size_t nlist) {
@@ -389,8 +524,10 @@ core::result<void> VectorIndex::retrain(size_t nlist) {
   const size_t d = options_.dimensions;
   std::vector<idx_t> ids;
   std::vector<float> vectors;
+  std::vector<Payload> payloads;
   ids.reserve(cur->live);
   vectors.reserve(cur->live * d);
+  payloads.reserve(cur->live);
   for (const Part& p : cur->parts) {
     const auto& lists = lists_of(*p.segment->ivf);
     for (size_t list = 0; list < cur->nlist; ++list) {
@@ -400,6 +537,7 @@ core::result<void> VectorIndex::retrain(size_t nlist) {
         if (p.dead->count(list_ids[j]) > 0) continue;
         ids.push_back(list_ids[j]);
         vectors.insert(vectors.end(), floats + j * d, floats + (j + 1) * d);
+        payloads.push_back(cur->payload_of(p, list_ids[j]));
       }
     }
   }
@@ -420,7 +558,11 @@ core::result<void> VectorIndex::retrain(size_t nlist) {
       auto segment = new_segment<Segment>(next_uid_++, next->centroids, d, nlist);
       segment->ivf->add_with_ids(static_cast<idx_t>(n), vectors.data() + from * d,
                                  ids.data() + from);
-      next->parts.push_back(Part{segment, no_ids()});
+      auto part_payloads = std::make_shared<PayloadMap>();
+      for (size_t i = from; i < from + n; ++i) {
+        if (payloads[i] != nullptr) part_payloads->emplace(ids[i], std::move(payloads[i]));
+      }
+      next->parts.push_back(Part{segment, std::move(part_payloads), no_ids()});
     }
   } catch (const std::exception& e) {
     return faiss_error("train", e);
@@ -435,8 +577,9 @@ core::result<void> VectorIndex::retrain(size_t nlist) {
   return {};
 }
 
-core::result<std::vector<VectorIndex::Hit>> VectorIndex::search(
-    std::span<const float> query, size_t k, const std::function<bool(int64_t)>& keep) const {
+core::result<std::vector<VectorIndex::Hit>> VectorIndex::search(std::span<const float> query,
+                                                                size_t k,
+                                                                const Keep& keep) const {
   if (query.size() != options_.dimensions) {
     return core::make_error(core::errc::invalid_argument,
                             fmt::format("the query vector has {} dimensions; the index has {}",
@@ -460,7 +603,7 @@ core::result<std::vector<VectorIndex::Hit>> VectorIndex::search(
     std::vector<idx_t> labels(k);
     for (const Part& p : v->parts) {
       if (p.live() == 0) continue;
-      LiveSelector selector(*p.dead, keep);
+      LiveSelector<Version, Part> selector(*v, p, keep);
       faiss::SearchParametersIVF params;
       params.nprobe = nprobe;
       params.sel = p.dead->empty() && !keep ? nullptr : &selector;
@@ -469,7 +612,7 @@ core::result<std::vector<VectorIndex::Hit>> VectorIndex::search(
                                          false, &params);
       for (size_t i = 0; i < k; ++i) {
         if (labels[i] < 0) break;  // fewer than k candidates
-        hits.push_back(Hit{labels[i], scores[i]});
+        hits.push_back(Hit{labels[i], scores[i], v->payload_of(p, labels[i])});
       }
     }
   } catch (const std::exception& e) {
@@ -505,8 +648,8 @@ void VectorIndex::serialize(std::string& out) const {
   }
 }
 
-core::result<std::unique_ptr<VectorIndex>> VectorIndex::deserialize(std::string_view bytes,
-                                                                    Options options) {
+core::result<std::unique_ptr<VectorIndex>> VectorIndex::deserialize(
+    std::string_view bytes, Options options, const std::function<Payload(int64_t)>& payload_of) {
   auto corrupt = [](std::string why) {
     return core::make_error(core::errc::corruption, std::move(why));
   };
@@ -568,17 +711,24 @@ core::result<std::unique_ptr<VectorIndex>> VectorIndex::deserialize(std::string_
     }
     if (!r.ok) break;
     size_t dead_found = 0;
+    auto payloads = std::make_shared<PayloadMap>();
     for (const auto& list_ids : lists_of(*segment->ivf).ids) {
       for (idx_t id : list_ids) {
         if (dead->count(id) > 0) {
           ++dead_found;
-        } else if (!index->where_.emplace(id, segment->uid).second) {
+          continue;
+        }
+        if (!index->where_.emplace(id, segment->uid).second) {
           return corrupt(fmt::format("the vector index holds id {} twice", id));
         }
+        if (!payload_of) continue;
+        Payload payload = payload_of(id);
+        if (payload == nullptr) return corrupt(fmt::format("id {} has no payload", id));
+        payloads->emplace(id, std::move(payload));
       }
     }
     if (dead_found != dead->size()) return corrupt("the vector index's dead ids are not its own");
-    Part part{segment, no_ids()};
+    Part part{segment, std::move(payloads), no_ids()};
     if (!dead->empty()) part.dead = std::move(dead);
     version->parts.push_back(std::move(part));
   }

@@ -12,27 +12,33 @@
 // - upsert() replaces the vector an id had; remove() of an unknown id does
 //   nothing. Vectors must have dimensions() entries (errc::invalid_argument
 //   otherwise, and nothing changes).
+// - Each id may carry a payload: an immutable value the caller attaches
+//   (the memories model's Meta), returned with its hits and given to
+//   `keep`; the index never looks inside. set_payloads() replaces the
+//   payloads of ids it holds without touching their vectors.
 // - search() returns up to k hits, best first (ties by id), only of ids that
 //   `keep` accepts (all when it is empty). k is at most kMaxK.
-// - serialize() appends the whole index to a string (a small header, then
-//   FAISS's own format per segment); deserialize() takes it back and checks
-//   it holds an index of the configured dimensions (errc::corruption
-//   otherwise). Snapshot files, with their position and checksum, belong to
-//   the read model that owns them.
+// - serialize() appends the whole index but its payloads to a string (a
+//   small header, then FAISS's own format per segment); deserialize() takes
+//   it back, with each live id's payload from the caller, and checks it
+//   holds an index of the configured dimensions (errc::corruption
+//   otherwise). Snapshot files, with their position, checksum and the
+//   payloads, belong to the read model that owns them.
 //
 // Concurrency: searches never wait for a write
 // - What searches read is an immutable version: the trained centroids and a
 //   list of immutable segments (IVF-Flat indexes over those centroids), each
-//   with the ids of its rows that are no longer live. A search takes the
-//   current version (a pointer copy under a mutex held for nothing else) and
-//   runs on it without locks; the versions it holds stay alive until it
-//   ends.
+//   with its rows' payloads and the ids of its rows that are no longer live,
+//   and the payloads set since (overrides). A search takes the current
+//   version (a pointer copy under a mutex held for nothing else) and runs on
+//   it without locks; the versions it holds stay alive until it ends.
 // - A write builds the next version beside the current one and publishes it
 //   with a pointer swap: an add puts the batch into a new segment (FAISS's
 //   add, the coarse assignment, runs there), a removal or replacement adds
 //   the id to its old segment's dead ids (a copy of that set, made once per
-//   call). So after upsert*/remove* returns, every search that starts sees
-//   the change; searches already running finish on the version they took.
+//   call), set_payloads() copies the overrides. So after a write returns,
+//   every search that starts sees it; searches already running finish on
+//   the version they took.
 // - Afterwards, still on the writer's thread (the projection worker for the
 //   read models), the writer keeps the segments few: a segment with more
 //   than a quarter of its rows dead is rewritten without them; kMergeFanIn
@@ -40,7 +46,8 @@
 //   unless they hold merge_max_vectors / kMergeFanIn rows or more; and when
 //   the list count should at least double (live / 39 lists, up to nlist)
 //   k-means is retrained on every live vector and all segments are rebuilt
-//   over the new centroids. Each is published like a write.
+//   over the new centroids; overrides past max(256, live / 32) are folded
+//   into their segments' payloads. Each is published like a write.
 // - Writes are serialised among themselves (one writer at a time).
 // - Memory: besides the live version, at most one piece of work under way
 //   (a batch's segment, one merge's or compaction's output of at most
@@ -91,14 +98,23 @@ class VectorIndex {
     // holds twice; 384 MiB at 384 dimensions).
     size_t merge_max_vectors = 262'144;
     // Fault point for tests: called on the writer's thread once a piece of
-    // work ("add", "remove", "merge", "retrain") has built the next version
-    // and before it is published; searches meanwhile see the previous one.
+    // work ("add", "remove", "payload", "merge", "retrain", "clear") has
+    // built the next version and before it is published; searches
+    // meanwhile see the previous one.
     std::function<void(std::string_view work)> before_publish;
   };
+
+  // Immutable once attached; null: none.
+  using Payload = std::shared_ptr<const void>;
+  // Called during a search with each candidate's id and payload; keeps the
+  // candidates it returns true for. Must be cheap and must not call back
+  // into the index.
+  using Keep = std::function<bool(int64_t id, const Payload& payload)>;
 
   struct Hit {
     int64_t id = 0;
     float score = 0;  // inner product; the cosine for normalised vectors
+    Payload payload;
   };
 
   explicit VectorIndex(Options options);
@@ -111,20 +127,35 @@ class VectorIndex {
   bool is_ivf() const;
   size_t segments() const;  // of the current version
 
-  core::result<void> upsert(int64_t id, std::span<const float> vector);
+  core::result<void> upsert(int64_t id, std::span<const float> vector, Payload payload = {});
   // Many at once (faster: one FAISS add, one new version). ids.size() *
-  // dimensions() == vectors.size(); a repeated id keeps its last vector.
-  core::result<void> upsert_many(std::span<const int64_t> ids, std::span<const float> vectors);
+  // dimensions() == vectors.size(); payloads is empty (none) or has one per
+  // id; a repeated id keeps its last vector and payload.
+  core::result<void> upsert_many(std::span<const int64_t> ids, std::span<const float> vectors,
+                                 std::span<const Payload> payloads = {});
+  // New payloads for the ids the index holds (one per id; others are
+  // ignored), vectors unchanged; one new version.
+  void set_payloads(std::span<const int64_t> ids, std::span<const Payload> payloads);
   void remove(int64_t id);
   void remove_many(std::span<const int64_t> ids);  // one new version
   void clear();
 
+  // For the writer's side: whether `id` is live, and its payload (null:
+  // none). They take the write lock, so they wait for a write under way.
+  bool contains(int64_t id) const;
+  Payload payload(int64_t id) const;
+  // Every live id of the current version with its payload.
+  void for_each(const std::function<void(int64_t id, const Payload& payload)>& f) const;
+
   core::result<std::vector<Hit>> search(std::span<const float> query, size_t k,
-                                        const std::function<bool(int64_t)>& keep = {}) const;
+                                        const Keep& keep = {}) const;
 
   void serialize(std::string& out) const;
-  static core::result<std::unique_ptr<VectorIndex>> deserialize(std::string_view bytes,
-                                                                Options options);
+  // `payload_of` gives each live id's payload; a null one is corruption
+  // (without `payload_of`, ids have none).
+  static core::result<std::unique_ptr<VectorIndex>> deserialize(
+      std::string_view bytes, Options options,
+      const std::function<Payload(int64_t id)>& payload_of = {});
 
  private:
   struct Segment;
@@ -135,9 +166,11 @@ class VectorIndex {
   // Calls the test hook, swaps `next` in, and frees the replaced versions
   // no search holds any more.
   void publish(std::shared_ptr<const Version> next, std::string_view work);
-  // Adds `ids` (those live) to their segments' dead ids in `next`; returns
-  // how many.
+  // Adds `ids` (those live) to their segments' dead ids in `next` and drops
+  // their overrides; returns how many.
   size_t mark_dead(Version& next, std::span<const int64_t> ids) const;
+  // The index into version.parts of the part holding live `id`.
+  size_t part_of(const Version& version, int64_t id) const;
   // After a write: retraining (when allowed), compactions and merges, each
   // published.
   core::result<void> maintain(bool may_retrain);
@@ -145,13 +178,15 @@ class VectorIndex {
   // segment of their live rows, published in their place.
   void merge(const std::vector<size_t>& parts);
   core::result<void> retrain(size_t nlist);
+  // Moves the overrides into copies of their parts' payloads.
+  void fold_overrides();
 
   Options options_;
   mutable std::mutex current_mu_;  // guards current_: held for a pointer copy
   std::shared_ptr<const Version> current_;
 
   // The writer's side, never read by searches.
-  std::mutex write_mu_;  // one write at a time
+  mutable std::mutex write_mu_;  // one write at a time
   std::unordered_map<int64_t, uint64_t> where_;  // live id -> its segment's uid
   uint64_t next_uid_ = 1;
   // Replaced versions that searches still held at their replacement: this

@@ -64,7 +64,7 @@ TEST_CASE("vector index: upsert replaces, remove forgets, filters and bounds hol
   CHECK(index.size() == 2);
   CHECK(index.search(b, 2)->at(1).score == doctest::Approx(1.0));
   // A filter keeps only the ids it accepts.
-  auto only2 = index.search(b, 2, [](int64_t id) { return id == 2; });
+  auto only2 = index.search(b, 2, [](int64_t id, const VectorIndex::Payload&) { return id == 2; });
   REQUIRE(only2->size() == 1);
   CHECK(only2->front().id == 2);
   index.remove(2);
@@ -191,16 +191,32 @@ TEST_CASE("vector index: searches run on while k-means retrains, and see the new
 
 namespace {
 
-// Exact top-k of a reference map, scored as FAISS's IVF-Flat scanner scores
+// A reference for the index: each live id's vector and payload value.
+struct Entry {
+  std::vector<float> vector;
+  int64_t value = 0;
+};
+
+VectorIndex::Payload payload(int64_t value) {
+  return std::make_shared<const int64_t>(value);
+}
+
+int64_t value_of(const VectorIndex::Payload& p) {
+  REQUIRE(p != nullptr);
+  return *static_cast<const int64_t*>(p.get());
+}
+
+// Exact top-k of the reference, scored as FAISS's IVF-Flat scanner scores
 // (fvec_inner_product), best first, ties by id: what search() must return
 // when every list is probed.
-std::vector<VectorIndex::Hit> brute_force(const std::map<int64_t, std::vector<float>>& all,
+std::vector<VectorIndex::Hit> brute_force(const std::map<int64_t, Entry>& all,
                                           const std::vector<float>& q, size_t k,
-                                          const std::function<bool(int64_t)>& keep) {
+                                          const VectorIndex::Keep& keep) {
   std::vector<VectorIndex::Hit> hits;
-  for (const auto& [id, v] : all) {
-    if (keep && !keep(id)) continue;
-    hits.push_back({id, faiss::fvec_inner_product(q.data(), v.data(), kDims)});
+  for (const auto& [id, e] : all) {
+    auto p = payload(e.value);
+    if (keep && !keep(id, p)) continue;
+    hits.push_back({id, faiss::fvec_inner_product(q.data(), e.vector.data(), kDims), p});
   }
   std::sort(hits.begin(), hits.end(), [](const auto& a, const auto& b) {
     return a.score != b.score ? a.score > b.score : a.id < b.id;
@@ -213,25 +229,29 @@ bool same(const std::vector<VectorIndex::Hit>& a, const std::vector<VectorIndex:
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
     if (a[i].id != b[i].id || a[i].score != b[i].score) return false;
+    if (value_of(a[i].payload) != value_of(b[i].payload)) return false;
   }
   return true;
 }
 
 }  // namespace
 
-TEST_CASE("vector index: adds, replacements and removals across segments, merges, compactions, "
-          "retraining and snapshots answer as an exact search") {
+TEST_CASE("vector index: adds, replacements, payloads and removals across segments, merges, "
+          "compactions, retraining and snapshots answer as an exact search") {
   std::mt19937 rng(17);
   VectorIndex::Options o = options();
   o.ivf_min_vectors = 300;
   o.nlist = 8;
   o.nprobe = 8;               // every list: exact
   o.merge_max_vectors = 256;  // merges stop at 64 live rows: many segments
+  size_t payload_publishes = 0;
+  o.before_publish = [&](std::string_view work) { payload_publishes += work == "payload"; };
   auto index = std::make_unique<VectorIndex>(o);
-  std::map<int64_t, std::vector<float>> model;
+  std::map<int64_t, Entry> model;
   std::uniform_int_distribution<int64_t> any_id(0, 1499);
-  std::uniform_int_distribution<int> op(0, 9);
+  std::uniform_int_distribution<int> op(0, 11);
   std::uniform_int_distribution<size_t> batch(1, 60);
+  int64_t next_value = 0;
 
   auto check = [&](int step) {
     INFO("step " << step);
@@ -241,28 +261,36 @@ TEST_CASE("vector index: adds, replacements and removals across segments, merges
       const auto got = index->search(q, 10);
       REQUIRE(got);
       CHECK(same(*got, brute_force(model, q, 10, {})));
-      const std::function<bool(int64_t)> even = [](int64_t id) { return id % 2 == 0; };
+      const VectorIndex::Keep even = [](int64_t, const VectorIndex::Payload& p) {
+        return value_of(p) % 2 == 0;
+      };
       const auto filtered = index->search(q, 10, even);
       REQUIRE(filtered);
       CHECK(same(*filtered, brute_force(model, q, 10, even)));
     }
+    const int64_t probe = any_id(rng);
+    CHECK(index->contains(probe) == (model.count(probe) > 0));
+    if (model.count(probe) > 0) CHECK(value_of(index->payload(probe)) == model[probe].value);
   };
 
   size_t most_segments = 0;
+  bool folded = false;
   for (int step = 0; step < 400; ++step) {
     const int what = op(rng);
     if (what < 6) {  // a batch of adds and replacements, a repeated id now and then
       std::vector<int64_t> ids;
       std::vector<float> vectors;
+      std::vector<VectorIndex::Payload> payloads;
       const size_t n = batch(rng);
       for (size_t i = 0; i < n; ++i) {
         const int64_t id = i > 0 && i % 17 == 0 ? ids.front() : any_id(rng);
         const auto v = unit(rng);
         ids.push_back(id);
         vectors.insert(vectors.end(), v.begin(), v.end());
-        model[id] = v;
+        payloads.push_back(payload(next_value));
+        model[id] = Entry{v, next_value++};
       }
-      REQUIRE(index->upsert_many(ids, vectors));
+      REQUIRE(index->upsert_many(ids, vectors, payloads));
     } else if (what < 9) {  // removals, some of unknown ids
       std::vector<int64_t> ids;
       const size_t n = batch(rng);
@@ -273,10 +301,34 @@ TEST_CASE("vector index: adds, replacements and removals across segments, merges
       } else {
         index->remove_many(ids);
       }
-    } else {  // a snapshot round trip
+    } else if (what < 11) {  // new payloads, vectors unchanged; unknown ids ignored
+      std::vector<int64_t> ids;
+      std::vector<VectorIndex::Payload> payloads;
+      // Now and then 300 live ids at once: past kMinOverrides, so the
+      // overrides fold into the segments (a second publish).
+      const bool many = step % 50 == 0 && model.size() >= 300;
+      const size_t n = many ? 300 : batch(rng);
+      auto live = model.begin();
+      for (size_t i = 0; i < n; ++i) {
+        const int64_t id = many ? (live++)->first : any_id(rng);
+        ids.push_back(id);
+        payloads.push_back(payload(next_value));
+        if (auto it = model.find(id); it != model.end()) it->second.value = next_value;
+        ++next_value;
+      }
+      const size_t before = payload_publishes;
+      index->set_payloads(ids, payloads);
+      if (many) {
+        CHECK(payload_publishes == before + 2);
+        folded = true;
+      }
+    } else {  // a snapshot round trip; the payloads come from the caller
       std::string bytes;
       index->serialize(bytes);
-      auto back = VectorIndex::deserialize(bytes, o);
+      auto back = VectorIndex::deserialize(bytes, o, [&](int64_t id) {
+        auto it = model.find(id);
+        return it == model.end() ? nullptr : payload(it->second.value);
+      });
       REQUIRE(back);
       CHECK((*back)->segments() == index->segments());
       index = std::move(*back);
@@ -285,13 +337,28 @@ TEST_CASE("vector index: adds, replacements and removals across segments, merges
     check(step);
   }
   CHECK(index->is_ivf());
+  CHECK(folded);
   // Below the merge cap a tier holds fewer than kMergeFanIn segments: tiers
   // 0..2 (live < 64) hold at most 3 each; the rest hold 64+ live rows each.
   CHECK(most_segments <= 3 * 3 + 1500 / 64 + 1);
 
+  // for_each visits every live id once, with its payload.
+  std::map<int64_t, int64_t> seen;
+  index->for_each([&](int64_t id, const VectorIndex::Payload& p) { seen[id] = value_of(p); });
+  std::map<int64_t, int64_t> expected;
+  for (const auto& [id, e] : model) expected[id] = e.value;
+  CHECK(seen == expected);
+
+  // A snapshot whose caller has no payload for a live id is refused.
+  std::string bytes;
+  index->serialize(bytes);
+  CHECK(VectorIndex::deserialize(bytes, o, [](int64_t) { return VectorIndex::Payload(); })
+            .error()
+            .code == errc::corruption);
+
   // Removing everything leaves no segment behind.
   std::vector<int64_t> all;
-  for (const auto& [id, v] : model) all.push_back(id);
+  for (const auto& [id, e] : model) all.push_back(id);
   index->remove_many(all);
   CHECK(index->size() == 0);
   CHECK(index->segments() == 0);
