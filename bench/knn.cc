@@ -1076,7 +1076,7 @@ std::string render_table(const Results& r) {
     if (!r.build.probe_blocked_ns.empty()) {
       t += fmt::format(
           "| search time blocked during the build (neither on a core nor waiting for one: "
-          "locks), p99 / max | {} / {} ms | waiting for a core p99 {} ms | | info |\n",
+          "locks, I/O), p99 / max | {} / {} ms | waiting for a core p99 {} ms | | info |\n",
           ms(percentile_ms(r.build.probe_blocked_ns, 0.99)),
           ms(percentile_ms(r.build.probe_blocked_ns, 1.0)),
           ms(percentile_ms(r.build.probe_cpu_wait_ns, 0.99)));
