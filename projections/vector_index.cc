@@ -128,12 +128,15 @@ struct VectorIndex::Version {
   std::shared_ptr<const PayloadMap> overrides = no_payloads();
   size_t live = 0;
 
-  Payload payload_of(const Part& part, int64_t id) const {
+  // A reference, not a copy: a filtered search asks for every row it scans,
+  // and copying would touch the payloads' shared counts each time.
+  const Payload& payload_of(const Part& part, int64_t id) const {
+    static const Payload none;
     if (!overrides->empty()) {
       if (auto o = overrides->find(id); o != overrides->end()) return o->second;
     }
     auto p = part.payloads->find(id);
-    return p == part.payloads->end() ? nullptr : p->second;
+    return p == part.payloads->end() ? none : p->second;
   }
 };
 
@@ -498,7 +501,7 @@ void VectorIndex::merge(const std::vector<size_t>& parts) {
       for (idx_t id : ids) {
         if (p.dead->count(id) > 0) continue;
         moved.push_back(id);
-        if (auto payload = cur->payload_of(p, id)) payloads->emplace(id, std::move(payload));
+        if (const Payload& payload = cur->payload_of(p, id)) payloads->emplace(id, payload);
       }
     }
   }
