@@ -25,6 +25,11 @@ namespace {
 // Rebuilding a state reads its stream in pages of this many events.
 constexpr size_t kRebuildPageEvents = 1000;
 
+// The log's completions of one group commit come together; a bus thread
+// handles up to this many of them per turn (core::SerialQueue), so a group
+// wakes one bus thread rather than one per command.
+constexpr size_t kCompletionsPerTurn = 64;
+
 using Done = CommandBus::Done;
 
 // One command from admission to its answer; retries share it.
@@ -121,6 +126,7 @@ class Engine {
           "bus", options_.threads, options_.max_queued_commands, core::ThreadRole::bus});
       executor_ = pool_.get();
     }
+    completions_ = std::make_unique<core::SerialQueue>(*executor_, kCompletionsPerTurn);
     if (!ready_) {
       core::logging::write(core::logging::Level::error, "the command bus cannot start",
                            {{"cause", ready_.error().to_string()}});
@@ -160,6 +166,9 @@ class Engine {
   const core::result<void> ready_;
   std::unique_ptr<core::ThreadPool> pool_;  // null with BusOptions::executor
   core::Executor* executor_ = nullptr;
+  // Appends' outcomes, handed over by the log's thread (destroyed before
+  // the pool it runs on).
+  std::unique_ptr<core::SerialQueue> completions_;
 
   std::mutex mu_;
   std::condition_variable idle_;
@@ -319,11 +328,11 @@ void Engine::attempt(const std::shared_ptr<Job>& job, bool catch_up) {
       origin.correlation_id.is_nil() ? job->command_id : origin.correlation_id,
       origin.principal.subject};
   // The log calls back on its own thread: the outcome only crosses back to
-  // the executor there (the job in flight keeps the engine alive).
+  // the bus there (the job in flight keeps the engine alive).
   auto queued = log_.append_async(
       job->stream, core::ExpectedVersion::exact(core::StreamVersion(p->expected_version)),
       p->events, context, [this, job, p](core::result<core::AppendResult> r) {
-        executor_->post(
+        completions_->post(
             [this, job, p, r = std::move(r)]() mutable { appended(job, p, std::move(r)); });
       });
   if (!queued) finish(*job, from_log(queued.error()));
@@ -426,7 +435,9 @@ void Engine::appended(const std::shared_ptr<Job>& job, const std::shared_ptr<Pla
       ++job->conflicts;
       job->min_version = e.actual_version.value_or(0);
       retries_.fetch_add(1, std::memory_order_relaxed);
-      return attempt(job, true);
+      // Re-deciding reads the log: on a thread of its own, not in the
+      // completions' turn.
+      return executor_->post([this, job] { attempt(job, true); });
     }
     return finish(*job, conflict("wrong_expected_version",
                                  fmt::format("{} kept moving: lost the race {} times", job->stream,
@@ -435,8 +446,8 @@ void Engine::appended(const std::shared_ptr<Job>& job, const std::shared_ptr<Pla
   }
   if (e.code == core::errc::duplicate_id_conflict && job->keyed()) {
     // The same request, delivered twice, decided against different states:
-    // the first one to land is the answer.
-    return replay_or_fail(job);
+    // the first one to land is the answer (read on a thread of its own).
+    return executor_->post([this, job] { replay_or_fail(job); });
   }
   finish(*job, from_log(e));
 }

@@ -37,7 +37,10 @@
 //   on the bus's executor: a pool of BusOptions::threads threads with
 //   core::ThreadRole::bus, or BusOptions::executor when given. The log's
 //   append callback only hands the outcome back to it; no bus work runs on
-//   a log thread (asserted).
+//   a log thread (asserted). The outcomes of one group commit are handled
+//   in turn on one bus thread (core::SerialQueue: one wake-up per group,
+//   not per command), so `done` must be short; re-decisions after a lost
+//   race go back to the pool.
 // - Admission is bounded: when BusOptions::max_queued_commands commands wait
 //   for a thread, execute() refuses the next with kind overloaded (HTTP 503,
 //   retry); while the bus is being destroyed, with kind unavailable

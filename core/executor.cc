@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
 #include "core/assert.h"
 
 namespace engram::core {
@@ -90,6 +92,53 @@ void ThreadPool::run() {
     lock.lock();
     --busy_;
   }
+}
+
+SerialQueue::SerialQueue(Executor& executor, size_t max_tasks_per_turn)
+    : executor_(executor), max_tasks_per_turn_(max_tasks_per_turn) {
+  ENGRAM_ASSERT(max_tasks_per_turn >= 1);
+}
+
+SerialQueue::~SerialQueue() {
+  std::unique_lock lock(mu_);
+  idle_.wait(lock, [this] { return !scheduled_; });
+  ENGRAM_ASSERT_MSG(tasks_.empty(), "a SerialQueue is destroyed with tasks queued");
+}
+
+void SerialQueue::post(Task task) {
+  {
+    std::lock_guard lock(mu_);
+    tasks_.push_back(std::move(task));
+    if (scheduled_) return;  // the turn queued or running takes it
+    scheduled_ = true;
+  }
+  executor_.post([this] { turn(); });
+}
+
+void SerialQueue::turn() {
+  std::vector<Task> batch;
+  {
+    std::lock_guard lock(mu_);
+    const size_t n = std::min(tasks_.size(), max_tasks_per_turn_);
+    batch.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      batch.push_back(std::move(tasks_.front()));
+      tasks_.pop_front();
+    }
+  }
+  for (Task& t : batch) {
+    t();
+    t = nullptr;  // its captures go now, in order
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (tasks_.empty()) {
+      scheduled_ = false;
+      idle_.notify_all();
+      return;
+    }
+  }
+  executor_.post([this] { turn(); });
 }
 
 }  // namespace engram::core

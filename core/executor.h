@@ -85,4 +85,39 @@ class ThreadPool final : public Executor {
   std::vector<std::thread> threads_;
 };
 
+// Tasks posted from any thread, run one at a time in the order posted, on an
+// executor's threads. A burst of posts costs the executor one task, and so
+// at most one thread wake-up, instead of one each: for many small
+// continuations that arrive together, such as the completions of one group
+// commit (a wake-up costs more than such a task on a VM).
+//
+// Contract
+// - post(task) always queues, as Executor::post: it is for continuations of
+//   work admitted elsewhere. A task never runs on the posting thread, and
+//   one task runs at a time; a task that may block or run long should post
+//   that part to the executor itself.
+// - One turn runs at most max_tasks_per_turn tasks, then hands its thread
+//   back (posting the next turn), so a long burst does not keep one thread.
+// - The executor must outlive the queue. Destroying the queue waits for a
+//   turn in progress to end; nothing may post to it by then.
+class SerialQueue {
+ public:
+  SerialQueue(Executor& executor, size_t max_tasks_per_turn);
+  ~SerialQueue();
+  SerialQueue(const SerialQueue&) = delete;
+  SerialQueue& operator=(const SerialQueue&) = delete;
+
+  void post(Task task);
+
+ private:
+  void turn();
+
+  Executor& executor_;
+  const size_t max_tasks_per_turn_;
+  std::mutex mu_;
+  std::condition_variable idle_;
+  std::deque<Task> tasks_;
+  bool scheduled_ = false;  // a turn is queued on the executor or running
+};
+
 }  // namespace engram::core

@@ -86,6 +86,63 @@ TEST_CASE("thread pool: a full queue refuses at once, post() still queues") {
   CHECK(ran.load() == 3);
 }
 
+TEST_CASE("serial queue: tasks run in the order posted, one at a time, on the executor") {
+  ThreadPool pool({"test-pool", 4, 16, ThreadRole::bus});
+  std::vector<int> order;  // written by one task at a time, read after stop()
+  std::atomic<int> running{0};
+  std::atomic<int> overlaps{0};
+  std::atomic<int> wrong_role{0};
+  {
+    SerialQueue queue(pool, 8);
+    for (int i = 0; i < 1000; ++i) {
+      queue.post([&, i] {
+        if (running.fetch_add(1) != 0) overlaps.fetch_add(1);
+        if (thread_role() != ThreadRole::bus) wrong_role.fetch_add(1);
+        order.push_back(i);
+        running.fetch_sub(1);
+      });
+    }
+  }  // waits for the last turn
+  pool.stop();
+  REQUIRE(order.size() == 1000);
+  for (int i = 0; i < 1000; ++i) CHECK(order[static_cast<size_t>(i)] == i);
+  CHECK(overlaps.load() == 0);
+  CHECK(wrong_role.load() == 0);
+}
+
+TEST_CASE("serial queue: a burst costs the executor one task per turn") {
+  ThreadPool pool({"test-pool", 1, 16, ThreadRole::bus});
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  bool started = false;
+  // Occupies the one thread while the burst is posted.
+  pool.post([&] {
+    std::unique_lock lock(mu);
+    started = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  });
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return started; });
+  }
+  std::atomic<int> ran{0};
+  {
+    SerialQueue queue(pool, 4);
+    for (int i = 0; i < 10; ++i) queue.post([&] { ran.fetch_add(1); });
+    CHECK(pool.stats().queued == 1);  // one turn for the ten
+    {
+      std::lock_guard lock(mu);
+      release = true;
+    }
+    cv.notify_all();
+  }
+  pool.stop();
+  CHECK(ran.load() == 10);
+  CHECK(pool.stats().tasks_run == 1 + 3);  // the blocker, then turns of 4, 4 and 2
+}
+
 TEST_CASE("thread roles: blocking work is refused on I/O and log threads") {
   CHECK(thread_role() == ThreadRole::unassigned);
   CHECK_FALSE(aborts([] { expect_may_block("a test wait"); }));
