@@ -77,6 +77,25 @@ std::string request_digest(std::string_view type, const nlohmann::json& body) {
   return core::to_hex(d);
 }
 
+// The JSON form's body as an object: parsed here, unless the adapter did.
+result<nlohmann::json> body_object(CommandRequest& request) {
+  if (request.parsed_body) {
+    if (!request.parsed_body->is_object()) {
+      return malformed("", "malformed_json", "the body must be a JSON object");
+    }
+    return std::move(*request.parsed_body);
+  }
+  auto parsed = core::parse_json_object(request.body);
+  if (!parsed) {
+    const core::JsonError& e = parsed.error();
+    if (e.code == core::JsonErrc::duplicate_key) {
+      return malformed(e.pointer, "invalid_field", e.message);
+    }
+    return malformed("", "malformed_json", "the body must be a JSON object: " + e.message);
+  }
+  return std::move(*parsed);
+}
+
 // The JSON form core::ExpectedVersion::from_json reads.
 nlohmann::json expected_json(const core::ExpectedVersion& e) {
   if (e.kind() == core::ExpectedVersion::Kind::exact) return e.version().value();
@@ -240,14 +259,8 @@ result<void> Engine::prepare(Job& job) {
   // as its to_json, so that one set of rules checks every field.
   nlohmann::json body;
   if (job.json) {
-    auto parsed = core::parse_json_object(job.json->body);
-    if (!parsed) {
-      const core::JsonError& e = parsed.error();
-      if (e.code == core::JsonErrc::duplicate_key) {
-        return malformed(e.pointer, "invalid_field", e.message);
-      }
-      return malformed("", "malformed_json", "the body must be a JSON object: " + e.message);
-    }
+    auto parsed = body_object(*job.json);
+    if (!parsed) return parsed.error();
     body = std::move(*parsed);
     if (key) job.digest = request_digest(type, body);
     if (const auto it = body.find("expected_version"); it != body.end()) {

@@ -93,6 +93,9 @@ struct CommandOrigin {
 struct CommandRequest : CommandOrigin {
   std::string type;  // "RegisterAgent"
   std::string body;  // a JSON object; may hold "expected_version"
+  // The body already parsed, by an adapter that refuses malformed JSON
+  // itself (so it is parsed once); when set, `body` is not read.
+  std::optional<nlohmann::json> parsed_body;
 };
 
 // A command as a value: task::Command{task::Assign{"t1", "a1"}}, ... An

@@ -45,8 +45,6 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   Exchange(Request request, Respond respond, const Finisher& finisher);
 
   const Request& request() const { return request_; }
-  // The body, moved out (a command hands it to the bus).
-  std::string take_body() { return std::move(request_.body); }
   const std::string& path() const { return path_; }
   const std::string& request_id() const { return request_id_; }
   int64_t started_ns() const { return started_ns_; }

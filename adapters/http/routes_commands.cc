@@ -27,13 +27,14 @@ Response created(const commands::CommandOutcome& outcome, const commands::Princi
 
 void command(Services& s, const ExchangePtr& x) {
   // Refused here already when malformed, so a repeated name is a 400 naming
-  // it; the bus reads the text.
-  if (!json_body(x, s.options)) return;
+  // it; the bus takes the parsed body.
+  auto body = json_body(x, s.options);
+  if (!body) return;
   auto headers = write_headers(x);
   if (!headers) return;
   commands::CommandRequest req;
   req.type = x->param("type");
-  req.body = x->take_body();
+  req.parsed_body = std::move(*body);
   req.principal = x->principal();
   req.idempotency_key = headers->idempotency_key;
   req.correlation_id = headers->correlation_id;

@@ -88,6 +88,34 @@ TEST_CASE("bus: the correlation id is recorded when given") {
   CHECK(events[0].command_id() == r->command_id);
 }
 
+TEST_CASE("bus: a body the adapter parsed is taken as the text would be") {
+  BusFixture f;
+  commands::CommandRequest req;
+  req.type = "RegisterAgent";
+  req.parsed_body = agent_body("a1");
+  req.principal = writer();
+  req.idempotency_key = "key-parsed";
+  auto r = f.bus.execute_sync(req);
+  REQUIRE(r.has_value());
+  CHECK(r->events.at(0).data["agent_id"] == "a1");
+  // The same request as text is the same request: it replays.
+  commands::CommandRequest text = req;
+  text.parsed_body.reset();
+  text.body = agent_body("a1").dump();
+  auto again = f.bus.execute_sync(text);
+  REQUIRE(again.has_value());
+  CHECK(again->replayed);
+  CHECK(again->command_id == r->command_id);
+
+  commands::CommandRequest bad = req;
+  bad.idempotency_key.reset();
+  bad.parsed_body = json::array({1});
+  auto refused = f.bus.execute_sync(bad);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().kind == Failure::malformed);
+  CHECK(refused.error().code == "malformed_json");
+}
+
 TEST_CASE("bus: an idempotent retry replays, another body is refused") {
   BusFixture f;
   const auto first = f.ok("RegisterAgent", agent_body("a1"), writer(), "key-1");
