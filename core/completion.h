@@ -9,7 +9,8 @@
 
 namespace engram::core {
 
-// A one-shot signal from one thread to one waiter, on a raw futex.
+// A signal from one thread to one waiter, on a raw futex: one-shot, or
+// reused by a waiter that reset()s it between rounds.
 // std::atomic::wait in libstdc++ spins with sched_yield before it sleeps;
 // with dozens of waiters on two cores that spinning takes the CPU the writer
 // needs (it was a quarter of all cycles under load). Here a waiter sleeps in
@@ -32,6 +33,11 @@ class Completion {
       syscall(SYS_futex, &state_, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
     }
   }
+
+  // Unset again, for the next round. Only the waiter calls it, after its
+  // wait() returned and before it lets anyone signal the next round (a
+  // late wake-up from the round before is absorbed by wait()).
+  void reset() { ref().store(kUnset, std::memory_order_relaxed); }
 
  private:
   static constexpr uint32_t kUnset = 0, kSet = 1, kSleeping = 2;

@@ -12,8 +12,11 @@ ThreadPool::ThreadPool(ThreadPoolOptions options) : options_(std::move(options))
   ENGRAM_ASSERT(options_.threads >= 1 && options_.threads <= kMaxThreads);
   ENGRAM_ASSERT(options_.max_queued_tasks >= 1);
   threads_.reserve(options_.threads);
+  parked_.reserve(options_.threads);
+  idle_.reserve(options_.threads);
   for (size_t i = 0; i < options_.threads; ++i) {
-    threads_.emplace_back([this] { run(); });
+    parked_.push_back(std::make_unique<Parked>());
+    threads_.emplace_back([this, self = parked_.back().get()] { run(*self); });
     if (!options_.name.empty()) {
       // Thread names help profiles and stack dumps; Linux keeps 15 bytes.
       (void)pthread_setname_np(threads_.back().native_handle(),
@@ -26,35 +29,45 @@ ThreadPool::~ThreadPool() {
   stop();
 }
 
-bool ThreadPool::try_post(Task task) {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_ || queue_.size() >= options_.max_queued_tasks) {
-      refused_.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
-    queue_.push_back(std::move(task));
+// Called with mu_ held (the lock is released here): queues the task and
+// wakes the thread idle for the shortest time, if any, outside the lock.
+void ThreadPool::queue_and_wake(Task task) {
+  queue_.push_back(std::move(task));
+  Parked* wake = nullptr;
+  if (!idle_.empty()) {
+    wake = idle_.back();
+    idle_.pop_back();
   }
-  cv_.notify_one();
+  mu_.unlock();
+  if (wake != nullptr) wake->wake.signal();
+}
+
+bool ThreadPool::try_post(Task task) {
+  mu_.lock();
+  if (stopping_ || queue_.size() >= options_.max_queued_tasks) {
+    mu_.unlock();
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  queue_and_wake(std::move(task));
   return true;
 }
 
 void ThreadPool::post(Task task) {
-  {
-    std::lock_guard lock(mu_);
-    ENGRAM_ASSERT_MSG(!stopping_, "ThreadPool::post after stop()");
-    queue_.push_back(std::move(task));
-  }
-  cv_.notify_one();
+  mu_.lock();
+  ENGRAM_ASSERT_MSG(!stopping_, "ThreadPool::post after stop()");
+  queue_and_wake(std::move(task));
 }
 
 void ThreadPool::stop() {
+  std::vector<Parked*> wake;
   {
     std::lock_guard lock(mu_);
     if (stopping_ && threads_.empty()) return;
     stopping_ = true;
+    wake.swap(idle_);
   }
-  cv_.notify_all();
+  for (Parked* p : wake) p->wake.signal();
   for (auto& t : threads_) {
     ENGRAM_ASSERT_MSG(t.get_id() != std::this_thread::get_id(), "ThreadPool::stop on its own thread");
     t.join();
@@ -72,12 +85,19 @@ ThreadPoolStats ThreadPool::stats() const {
   return s;
 }
 
-void ThreadPool::run() {
+void ThreadPool::run(Parked& self) {
   set_thread_role(options_.role);
   std::unique_lock lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping, and everything queued has run
+    if (queue_.empty()) {
+      if (stopping_) return;  // and everything queued has run
+      self.wake.reset();
+      idle_.push_back(&self);
+      lock.unlock();
+      self.wake.wait();
+      lock.lock();
+      continue;
+    }
     Task task = std::move(queue_.front());
     queue_.pop_front();
     ++busy_;

@@ -15,6 +15,9 @@
 //   stop().
 // - Tasks run on the pool's threads, each with the pool's ThreadRole; a
 //   task must not throw (the pool asserts).
+// - A post wakes at most one idle thread, the one idle for the shortest
+//   time, with one futex wake: posting never waits (a condition variable's
+//   signal may, in glibc, for earlier waiters to leave).
 // - stop() (and the destructor) refuses new work, runs every queued task,
 //   then joins the threads. It must not be called from a pool thread.
 
@@ -24,11 +27,13 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/completion.h"
 #include "core/thread_role.h"
 
 namespace engram::core {
@@ -73,12 +78,19 @@ class ThreadPool final : public Executor {
   const ThreadPoolOptions& options() const { return options_; }
 
  private:
-  void run();
+  // A thread with nothing to run sleeps on its own Completion, listed in
+  // idle_ until a post (or stop) takes it off and signals it.
+  struct Parked {
+    Completion wake;
+  };
+  void run(Parked& self);
+  void queue_and_wake(Task task);
 
   const ThreadPoolOptions options_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<Task> queue_;
+  std::vector<std::unique_ptr<Parked>> parked_;  // one per thread
+  std::vector<Parked*> idle_;                    // most recently idle last
   bool stopping_ = false;
   size_t busy_ = 0;
   std::atomic<uint64_t> run_{0}, refused_{0};

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "core/executor.h"
@@ -84,6 +86,44 @@ TEST_CASE("thread pool: a full queue refuses at once, post() still queues") {
   cv.notify_all();
   pool.stop();
   CHECK(ran.load() == 3);
+}
+
+TEST_CASE("thread pool: posts from many threads wake sleeping threads and none is stranded") {
+  // A lost wake-up would leave tasks queued while every thread sleeps: the
+  // count would stop short (stop() would then run them, so it is checked
+  // before).
+  ThreadPool pool({"test-pool", 2, 100'000, ThreadRole::bus});
+  constexpr int kPosters = 4;
+  constexpr int kEach = 5000;
+  std::mutex mu;
+  std::condition_variable cv;
+  int ran = 0;
+  std::atomic<int> refused{0};
+  std::vector<std::thread> posters;
+  for (int t = 0; t < kPosters; ++t) {
+    posters.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto task = [&] {
+          std::lock_guard lock(mu);
+          if (++ran == kPosters * kEach) cv.notify_all();
+        };
+        if (t % 2 == 0) {
+          if (!pool.try_post(task)) refused.fetch_add(1);
+        } else {
+          pool.post(task);
+        }
+        if (i % 64 == 0) std::this_thread::yield();  // let the pool's threads go idle now and then
+      }
+    });
+  }
+  for (auto& p : posters) p.join();
+  REQUIRE(refused.load() == 0);
+  {
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, std::chrono::seconds(120), [&] { return ran == kPosters * kEach; });
+    CHECK(ran == kPosters * kEach);
+  }
+  pool.stop();
 }
 
 TEST_CASE("serial queue: tasks run in the order posted, one at a time, on the executor") {
