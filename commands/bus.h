@@ -127,7 +127,8 @@ struct CommandOutcome {
   std::vector<WrittenEvent> events;
   // {"stream", "version", "first_position", "last_position", "command_id",
   //  "replayed", "events": [{"position", "version", "type", "id", "data"}]}
-  nlohmann::json to_json() const;
+  nlohmann::json to_json() const&;
+  nlohmann::json to_json() &&;  // moves the events' data instead of copying it
 };
 
 struct BusOptions : Limits {

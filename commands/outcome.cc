@@ -2,14 +2,18 @@
 
 namespace engram::commands {
 
-nlohmann::json CommandOutcome::to_json() const {
+nlohmann::json CommandOutcome::to_json() const& {
+  return CommandOutcome(*this).to_json();
+}
+
+nlohmann::json CommandOutcome::to_json() && {
   nlohmann::json events_json = nlohmann::json::array();
-  for (const auto& e : events) {
+  for (auto& e : events) {
     events_json.push_back({{"position", e.position},
                            {"version", e.version},
-                           {"type", e.type},
+                           {"type", std::move(e.type)},
                            {"id", e.id.to_string()},
-                           {"data", e.data}});
+                           {"data", std::move(e.data)}});
   }
   return {{"stream", stream},
           {"version", version},

@@ -10,17 +10,22 @@ using nlohmann::json;
 
 // The bus's outcome as the 201 body: the events as written, memory content
 // redacted for whoever may not see it.
-Response created(const commands::CommandOutcome& outcome, const commands::Principal& who,
+Response created(commands::CommandOutcome outcome, const commands::Principal& who,
                  const WriteHeaders& headers) {
-  json body = outcome.to_json();
+  const bool replayed = outcome.replayed;
+  const bool redact = !commands::sees_memory_content(who, outcome.stream);
+  const std::string stream = redact ? outcome.stream : std::string();
+  json body = std::move(outcome).to_json();
   body.erase("replayed");
-  for (auto& ev : body["events"]) {
-    json full = {{"stream", outcome.stream}, {"data", std::move(ev["data"])}};
-    commands::redact_event(full, who);
-    ev["data"] = std::move(full["data"]);
+  if (redact) {
+    for (auto& ev : body["events"]) {
+      json full = {{"stream", stream}, {"data", std::move(ev["data"])}};
+      commands::redact_event(full, who);
+      ev["data"] = std::move(full["data"]);
+    }
   }
   Response r = json_response(201, body);
-  if (outcome.replayed) r.headers.emplace_back("Idempotent-Replayed", "true");
+  if (replayed) r.headers.emplace_back("Idempotent-Replayed", "true");
   echo_correlation(r, headers);
   return r;
 }
@@ -44,7 +49,8 @@ void command(Services& s, const ExchangePtr& x) {
                                     commands::result<commands::CommandOutcome> r) {
     if (!r) return x->fail(problem_from_command(r.error()));
     auto outcome = std::make_shared<commands::CommandOutcome>(std::move(r).value());
-    x->answer_later([x, outcome, h] { return created(*outcome, x->principal(), h); });
+    x->answer_later(
+        [x, outcome, h] { return created(std::move(*outcome), x->principal(), h); });
   });
 }
 
