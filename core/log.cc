@@ -510,11 +510,31 @@ result<void> Log::prepare(std::string_view stream, ExpectedVersion expected,
   return {};
 }
 
+namespace {
+
+// Whether the stream was never written, not even by a group still syncing:
+// it then has no head. One point lookup (Bloom-filtered on disk) instead of
+// an iterator over the stream index, for the common read of a new stream.
+result<bool> never_written(const Log::Impl& impl, std::string_view stream) {
+  rocksdb::PinnableSlice value;
+  const rocksdb::Status s =
+      impl.db->db().Get(rocksdb::ReadOptions(), impl.stream_heads,
+                        rocksdb::Slice(stream.data(), stream.size()), &value);
+  if (s.IsNotFound()) return true;
+  if (!s.ok()) return from_status(s, "reading the stream heads");
+  return false;
+}
+
+}  // namespace
+
 result<std::vector<RecordedEvent>> Log::read_stream(std::string_view stream, StreamVersion from,
                                                     size_t max_count, Direction direction) const {
   if (auto r = check_name("stream name", stream, impl_->options.max_stream_name_bytes, false); !r) {
     return r.error();
   }
+  auto absent = never_written(*impl_, stream);
+  if (!absent) return absent.error();
+  if (*absent) return std::vector<RecordedEvent>();
   max_count = std::min(max_count, impl_->options.max_read_count);
   const uint64_t head = impl_->head->position().value();
   const std::string prefix = keys::stream_index_prefix(stream);
@@ -623,6 +643,9 @@ result<StreamVersion> Log::stream_version(std::string_view stream) const {
   if (auto r = check_name("stream name", stream, impl_->options.max_stream_name_bytes, false); !r) {
     return r.error();
   }
+  auto absent = never_written(*impl_, stream);
+  if (!absent) return absent.error();
+  if (*absent) return StreamVersion(0);
   // From the stream index rather than stream_heads: the index lets us skip
   // entries of groups that are written but not yet acknowledged.
   const uint64_t head = impl_->head->position().value();
