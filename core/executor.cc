@@ -29,15 +29,22 @@ ThreadPool::~ThreadPool() {
   stop();
 }
 
+// The thread idle for the shortest time, to be woken, unless one woken
+// earlier has not looked at the queue yet (it will take what is there).
+ThreadPool::Parked* ThreadPool::take_idle_locked() {
+  if (waking_ > 0 || idle_.empty()) return nullptr;
+  Parked* p = idle_.back();
+  idle_.pop_back();
+  p->counted = true;
+  ++waking_;
+  return p;
+}
+
 // Called with mu_ held (the lock is released here): queues the task and
-// wakes the thread idle for the shortest time, if any, outside the lock.
+// wakes a thread if one is needed, outside the lock.
 void ThreadPool::queue_and_wake(Task task) {
   queue_.push_back(std::move(task));
-  Parked* wake = nullptr;
-  if (!idle_.empty()) {
-    wake = idle_.back();
-    idle_.pop_back();
-  }
+  Parked* wake = take_idle_locked();
   mu_.unlock();
   if (wake != nullptr) wake->wake.signal();
 }
@@ -96,12 +103,19 @@ void ThreadPool::run(Parked& self) {
       lock.unlock();
       self.wake.wait();
       lock.lock();
+      if (self.counted) {
+        self.counted = false;
+        --waking_;
+      }
       continue;
     }
     Task task = std::move(queue_.front());
     queue_.pop_front();
     ++busy_;
+    // More queued than this thread takes: pass the wake-up on.
+    Parked* next = queue_.empty() ? nullptr : take_idle_locked();
     lock.unlock();
+    if (next != nullptr) next->wake.signal();
     try {
       task();
     } catch (...) {

@@ -17,7 +17,11 @@
 //   task must not throw (the pool asserts).
 // - A post wakes at most one idle thread, the one idle for the shortest
 //   time, with one futex wake: posting never waits (a condition variable's
-//   signal may, in glibc, for earlier waiters to leave).
+//   signal may, in glibc, for earlier waiters to leave). While a woken
+//   thread is on its way, posts wake no other; a thread that takes a task
+//   and leaves more queued wakes the next one. So a burst of small tasks
+//   costs one wake-up per thread it needs, not one per task, and still
+//   spreads over idle threads when the tasks take long.
 // - stop() (and the destructor) refuses new work, runs every queued task,
 //   then joins the threads. It must not be called from a pool thread.
 
@@ -82,15 +86,18 @@ class ThreadPool final : public Executor {
   // idle_ until a post (or stop) takes it off and signals it.
   struct Parked {
     Completion wake;
+    bool counted = false;  // woken by a post, counted in waking_ (under mu_)
   };
   void run(Parked& self);
   void queue_and_wake(Task task);
+  Parked* take_idle_locked();
 
   const ThreadPoolOptions options_;
   mutable std::mutex mu_;
   std::deque<Task> queue_;
   std::vector<std::unique_ptr<Parked>> parked_;  // one per thread
   std::vector<Parked*> idle_;                    // most recently idle last
+  size_t waking_ = 0;  // threads a post woke that have not looked at the queue yet
   bool stopping_ = false;
   size_t busy_ = 0;
   std::atomic<uint64_t> run_{0}, refused_{0};

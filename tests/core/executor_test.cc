@@ -126,6 +126,27 @@ TEST_CASE("thread pool: posts from many threads wake sleeping threads and none i
   pool.stop();
 }
 
+TEST_CASE("thread pool: a burst spreads over the idle threads (tasks that wait for each other all run)") {
+  // Each task waits until all of them run at once: that needs every thread,
+  // woken one after another as each takes a task and leaves more queued.
+  constexpr int kThreads = 4;
+  ThreadPool pool({"test-pool", kThreads, 16, ThreadRole::bus});
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0;
+  int met = 0;
+  for (int i = 0; i < kThreads; ++i) {
+    pool.post([&] {
+      std::unique_lock lock(mu);
+      ++running;
+      cv.notify_all();
+      if (cv.wait_for(lock, std::chrono::seconds(120), [&] { return running == kThreads; })) ++met;
+    });
+  }
+  pool.stop();
+  CHECK(met == kThreads);
+}
+
 TEST_CASE("serial queue: tasks run in the order posted, one at a time, on the executor") {
   ThreadPool pool({"test-pool", 4, 16, ThreadRole::bus});
   std::vector<int> order;  // written by one task at a time, read after stop()
