@@ -1,6 +1,7 @@
 #include "adapters/http/server.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
@@ -464,6 +465,8 @@ core::result<std::unique_ptr<Server>> Server::start(const ServerOptions& options
   asio::co_spawn(impl->ioc, raw->accept_loop(), asio::detached);
   for (size_t i = 0; i < options.io_threads; ++i) {
     impl->threads.emplace_back([raw] {
+      // Named for profiles and stack dumps (Linux keeps 15 bytes).
+      pthread_setname_np(pthread_self(), "engram-io");
       core::set_thread_role(core::ThreadRole::io);
       raw->ioc.run();
     });
