@@ -36,6 +36,34 @@ bool aborts(const std::function<void()>& fn) {
   return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 }
 
+// Occupies one thread of a pool from construction until release().
+class Blocker {
+ public:
+  explicit Blocker(ThreadPool& pool) {
+    pool.post([this] {
+      std::unique_lock lock(mu_);
+      started_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return released_; });
+    });
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return started_; });
+  }
+  void release() {
+    {
+      std::lock_guard lock(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool started_ = false;
+  bool released_ = false;
+};
+
 }  // namespace
 
 TEST_CASE("thread pool: runs every task on its threads, with its role") {
@@ -57,21 +85,7 @@ TEST_CASE("thread pool: runs every task on its threads, with its role") {
 
 TEST_CASE("thread pool: a full queue refuses at once, post() still queues") {
   ThreadPool pool({"test-pool", 1, 2, ThreadRole::bus});
-  std::mutex mu;
-  std::condition_variable cv;
-  bool release = false;
-  bool started = false;
-  // Occupies the one thread until released.
-  REQUIRE(pool.try_post([&] {
-    std::unique_lock lock(mu);
-    started = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return release; });
-  }));
-  {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return started; });
-  }
+  Blocker blocker(pool);  // the one thread, until released
   std::atomic<int> ran{0};
   CHECK(pool.try_post([&] { ran.fetch_add(1); }));
   CHECK(pool.try_post([&] { ran.fetch_add(1); }));
@@ -79,11 +93,7 @@ TEST_CASE("thread pool: a full queue refuses at once, post() still queues") {
   CHECK(pool.stats().tasks_refused == 1);
   pool.post([&] { ran.fetch_add(1); });  // a continuation is never refused
   CHECK(pool.stats().queued == 3);
-  {
-    std::lock_guard lock(mu);
-    release = true;
-  }
-  cv.notify_all();
+  blocker.release();
   pool.stop();
   CHECK(ran.load() == 3);
 }
@@ -173,31 +183,13 @@ TEST_CASE("serial queue: tasks run in the order posted, one at a time, on the ex
 
 TEST_CASE("serial queue: a burst costs the executor one task per turn") {
   ThreadPool pool({"test-pool", 1, 16, ThreadRole::bus});
-  std::mutex mu;
-  std::condition_variable cv;
-  bool release = false;
-  bool started = false;
-  // Occupies the one thread while the burst is posted.
-  pool.post([&] {
-    std::unique_lock lock(mu);
-    started = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return release; });
-  });
-  {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return started; });
-  }
+  Blocker blocker(pool);  // the one thread, while the burst is posted
   std::atomic<int> ran{0};
   {
     SerialQueue queue(pool, 4);
     for (int i = 0; i < 10; ++i) queue.post([&] { ran.fetch_add(1); });
     CHECK(pool.stats().queued == 1);  // one turn for the ten
-    {
-      std::lock_guard lock(mu);
-      release = true;
-    }
-    cv.notify_all();
+    blocker.release();
   }
   pool.stop();
   CHECK(ran.load() == 10);
