@@ -20,6 +20,7 @@ class Feed {
  public:
   explicit Feed(Sha256& h) : h_(h) {}
   void bytes(const void* data, size_t len) {
+    if (len == 0) return;  // an empty field's data() may be null, which memcpy must not get
     if (len > sizeof buf_ - used_) {
       flush();
       if (len >= sizeof buf_) {

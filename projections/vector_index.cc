@@ -81,6 +81,7 @@ struct ViewReader final : faiss::IOReader {
   size_t operator()(void* ptr, size_t size, size_t nitems) override {
     if (size == 0) return nitems;
     const size_t n = std::min(nitems, (bytes.size() - at) / size);
+    if (n == 0) return 0;  // FAISS reads empty vectors into a null data()
     std::memcpy(ptr, bytes.data() + at, n * size);
     at += n * size;
     return n;
