@@ -7,9 +7,10 @@ struct Alphabet {
   std::string_view chars;  // 64 characters, value order
   bool padded;
 };
-constexpr Alphabet kStandard{"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-                             true};
-constexpr Alphabet kUrl{"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", false};
+constexpr Alphabet kStandard{
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", true};
+constexpr Alphabet kUrl{"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+                        false};
 
 int value_of(const Alphabet& a, char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -69,9 +70,7 @@ std::optional<std::string> decode(const Alphabet& a, std::string_view text) {
   return out;
 }
 
-const uint8_t* data_of(std::string_view s) {
-  return reinterpret_cast<const uint8_t*>(s.data());
-}
+const uint8_t* data_of(std::string_view s) { return reinterpret_cast<const uint8_t*>(s.data()); }
 
 }  // namespace
 
@@ -81,15 +80,11 @@ std::string base64_encode(std::string_view bytes) {
 std::string base64_encode(std::span<const uint8_t> bytes) {
   return encode(kStandard, bytes.data(), bytes.size());
 }
-std::optional<std::string> base64_decode(std::string_view text) {
-  return decode(kStandard, text);
-}
+std::optional<std::string> base64_decode(std::string_view text) { return decode(kStandard, text); }
 
 std::string base64url_encode(std::string_view bytes) {
   return encode(kUrl, data_of(bytes), bytes.size());
 }
-std::optional<std::string> base64url_decode(std::string_view text) {
-  return decode(kUrl, text);
-}
+std::optional<std::string> base64url_decode(std::string_view text) { return decode(kUrl, text); }
 
 }  // namespace engram::core

@@ -525,8 +525,8 @@ result<std::optional<Checkpoint>> read_newest_checkpoint(const std::filesystem::
                                                     path.string(), kMaxCheckpointLineBytes));
   }
   const size_t start = before == std::string::npos ? 0 : before + 1;
-  const auto j =
-      parse_json_object(std::string_view(tail).substr(start, end - start), kCheckpointJsonDepth);
+  const auto j = parse_json_object(std::string_view(tail).substr(start, end - start),
+                                   kCheckpointJsonDepth);
   if (!j) {
     return make_error(errc::corruption,
                       fmt::format("{}: the last line: {}", path.string(), j.error().message));

@@ -33,8 +33,8 @@ std::string printable(std::string_view s) {
 // Where the parser is: one frame per open object or array.
 struct Frame {
   bool array = false;
-  size_t index = 0;             // array: the element being read
-  std::string key;              // object: the member being read
+  size_t index = 0;        // array: the element being read
+  std::string key;         // object: the member being read
   std::set<std::string> names;  // object: the names seen so far
 };
 
@@ -66,8 +66,8 @@ std::string json_pointer_token(std::string_view name) {
 
 result<json, JsonError> parse_json(std::string_view text, size_t max_depth) {
   if (json_nesting_depth(text) > max_depth) {
-    return JsonError{
-        JsonErrc::too_deep, fmt::format("JSON nests deeper than {} levels", max_depth), {}};
+    return JsonError{JsonErrc::too_deep, fmt::format("JSON nests deeper than {} levels", max_depth),
+                     {}};
   }
   std::vector<Frame> frames;
   std::string repeated_at;  // the first repeated name and its pointer
@@ -109,10 +109,10 @@ result<json, JsonError> parse_json(std::string_view text, size_t max_depth) {
     return JsonError{JsonErrc::syntax, "not valid JSON: " + printable(e.what()), {}};
   }
   if (!repeated_at.empty()) {
-    return JsonError{
-        JsonErrc::duplicate_key,
-        fmt::format("JSON repeats the name \"{}\" (at {})", shown(repeated), shown(repeated_at)),
-        repeated_at};
+    return JsonError{JsonErrc::duplicate_key,
+                     fmt::format("JSON repeats the name \"{}\" (at {})",
+                                 shown(repeated), shown(repeated_at)),
+                     repeated_at};
   }
   return j;
 }
@@ -120,8 +120,8 @@ result<json, JsonError> parse_json(std::string_view text, size_t max_depth) {
 result<json, JsonError> parse_json_object(std::string_view text, size_t max_depth) {
   auto j = parse_json(text, max_depth);
   if (j && !j->is_object()) {
-    return JsonError{
-        JsonErrc::not_object, fmt::format("expected a JSON object, not {}", j->type_name()), {}};
+    return JsonError{JsonErrc::not_object,
+                     fmt::format("expected a JSON object, not {}", j->type_name()), {}};
   }
   return j;
 }

@@ -109,8 +109,8 @@ result<int64_t> parse_rfc3339_ns(std::string_view text) {
       return refuse("the offset is not Z, +hh:mm or -hh:mm");
     }
     if (off_hour > 23 || off_minute > 59) {
-      return refuse(
-          fmt::format("the offset {}{:02}:{:02} is out of range", sign, off_hour, off_minute));
+      return refuse(fmt::format("the offset {}{:02}:{:02} is out of range", sign, off_hour,
+                                off_minute));
     }
     offset_s = (sign == '+' ? 1 : -1) * static_cast<int64_t>(off_hour * 3600 + off_minute * 60);
   } else if (sign == 0) {
@@ -127,8 +127,8 @@ result<int64_t> parse_rfc3339_ns(std::string_view text) {
   if (second == 60) return refuse("a leap second (:60) has no Unix time");
   if (second > 59) return refuse(fmt::format("second {:02} is not 00-59", second));
 
-  int64_t secs =
-      days_from_civil(year, month, day) * 86'400 + hour * 3600 + minute * 60 + second - offset_s;
+  int64_t secs = days_from_civil(year, month, day) * 86'400 + hour * 3600 + minute * 60 + second -
+                 offset_s;
   // secs * 1e9 + fraction without overflowing on the way to INT64_MIN.
   if (secs < 0 && fraction_ns > 0) {
     secs += 1;
@@ -158,9 +158,8 @@ result<int64_t> parse_time_bound_ns(std::string_view text) {
   }
   auto t = parse_rfc3339_ns(text);
   if (!t) {
-    return make_error(
-        errc::invalid_argument,
-        "neither integer Unix nanoseconds nor an RFC 3339 time: " + t.error().message);
+    return make_error(errc::invalid_argument,
+                      "neither integer Unix nanoseconds nor an RFC 3339 time: " + t.error().message);
   }
   return t;
 }

@@ -420,8 +420,8 @@ json verify_proof(const json& proof, const std::optional<core::PublicKey>& trust
     }
     const uint64_t position = proof["position"].get<uint64_t>();
     const auto& envelope = proof["envelope"].get_ref<const std::string&>();
-    auto bytes =
-        envelope.size() <= kMaxProofDocumentBytes ? core::base64_decode(envelope) : std::nullopt;
+    auto bytes = envelope.size() <= kMaxProofDocumentBytes ? core::base64_decode(envelope)
+                                                           : std::nullopt;
     if (!bytes) return bad("\"envelope\" is not base64");
     auto e = core::RecordedEvent::decode(std::move(*bytes));
     if (!e) return bad("\"envelope\" is not an engram event");

@@ -360,8 +360,7 @@ core::result<std::string> sign_token(const KeyRing& ring, const TokenRequest& re
                                            : request.token_id;
   std::string signing_input;
   try {
-    signing_input =
-        core::base64url_encode(header.dump()) + "." + core::base64url_encode(claims.dump());
+    signing_input = core::base64url_encode(header.dump()) + "." + core::base64url_encode(claims.dump());
   } catch (const nlohmann::json::exception&) {
     // dump() throws on invalid UTF-8; it must not cross the module's API.
     return make_error(errc::invalid_argument, "claims must be valid UTF-8");

@@ -15,13 +15,9 @@ const std::string kBinary("\xff\xfe\x00\x01\x80", 5);
 }
 
 TEST_CASE("base64: the RFC 4648 test vectors, round trip") {
-  const std::pair<std::string, std::string> vectors[] = {{"", ""},
-                                                         {"f", "Zg=="},
-                                                         {"fo", "Zm8="},
-                                                         {"foo", "Zm9v"},
-                                                         {"foob", "Zm9vYg=="},
-                                                         {"fooba", "Zm9vYmE="},
-                                                         {"foobar", "Zm9vYmFy"}};
+  const std::pair<std::string, std::string> vectors[] = {
+      {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
   for (const auto& [bytes, text] : vectors) {
     CHECK(base64_encode(bytes) == text);
     CHECK(base64_decode(text) == std::optional<std::string>(bytes));
@@ -46,9 +42,9 @@ TEST_CASE("base64: strict decoding, one encoding per byte string") {
 }
 
 TEST_CASE("base64url: round trip and strict decoding") {
-  for (const std::string& s :
-       {std::string(), std::string("f"), std::string("fo"), std::string("foo"), std::string("foob"),
-        std::string("fooba"), std::string("foobar"), kBinary}) {
+  for (const std::string& s : {std::string(), std::string("f"), std::string("fo"),
+                               std::string("foo"), std::string("foob"), std::string("fooba"),
+                               std::string("foobar"), kBinary}) {
     auto back = base64url_decode(base64url_encode(s));
     REQUIRE(back.has_value());
     CHECK(*back == s);

@@ -20,8 +20,10 @@ TEST_CASE("time: format_rfc3339_ns") {
   CHECK(format_rfc3339_ns(0) == "1970-01-01T00:00:00.000000000Z");
   CHECK(format_rfc3339_ns(kSignedAtNs) == "2023-11-14T22:13:20.123456789Z");
   CHECK(format_rfc3339_ns(-1) == "1969-12-31T23:59:59.999999999Z");
-  CHECK(format_rfc3339_ns(std::numeric_limits<int64_t>::min()) == "1677-09-21T00:12:43.145224192Z");
-  CHECK(format_rfc3339_ns(std::numeric_limits<int64_t>::max()) == "2262-04-11T23:47:16.854775807Z");
+  CHECK(format_rfc3339_ns(std::numeric_limits<int64_t>::min()) ==
+        "1677-09-21T00:12:43.145224192Z");
+  CHECK(format_rfc3339_ns(std::numeric_limits<int64_t>::max()) ==
+        "2262-04-11T23:47:16.854775807Z");
 }
 
 TEST_CASE("time: the strict RFC 3339 table") {

@@ -1,11 +1,14 @@
 // Fuzz target: a command as the bus reads it. The input is the command type,
 // a newline, and the JSON body ("RegisterAgent\n{...}"). The body goes
 // through the strict JSON parse, the expected version is taken out as the
-// bus takes it, and the command's own parser runs; a command that parses is
-// asked for its stream, its needs and its authorization.
+// bus takes it (commands/bus.cc, prepare), and the command's own parser
+// runs; a command that parses must read back from its to_json to the same
+// command (the bus's typed entry point relies on it), and is asked for its
+// stream, its needs and its authorization.
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
@@ -33,6 +36,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     auto command = spec->parse(spec->type, *body, pc);
     if (!command) return 0;
+    // A typed command reaches the bus as its to_json, read back by the same
+    // parser: that must give the same command.
+    const nlohmann::json typed = commands::to_json(*command);
+    auto again = spec->parse(spec->type, typed, pc);
+    if (!again || commands::to_json(*again) != typed) std::abort();
     (void)commands::stream_of(*command);
     (void)commands::needs_of(*command);
     (void)commands::authorize(*command, admin);

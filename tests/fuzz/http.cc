@@ -5,7 +5,8 @@
 // middleware, the handlers — over a log kept in memory (RocksDB's MemEnv),
 // with authentication off, so every route's handler is reachable. The
 // answer must come exactly once, within kAnswerTimeoutS, with a status from
-// 100 to 599; a failure is a problem document with a code.
+// 100 to 599; a failure is a problem document with a code. The fuzzer's
+// thread takes the I/O threads' role, so a route that blocks there aborts.
 
 #include <rocksdb/env.h>
 #include <unistd.h>
@@ -23,8 +24,11 @@
 #include "adapters/http/api.h"
 #include "adapters/http/server.h"
 #include "commands/bus.h"
+#include "core/data_dir.h"
+#include "core/keystore_rocks.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/thread_role.h"
 
 namespace {
 
@@ -37,6 +41,7 @@ constexpr int kAnswerTimeoutS = 30;
 struct World {
   std::shared_ptr<rocksdb::Env> env{rocksdb::NewMemEnv(rocksdb::Env::Default())};
   std::unique_ptr<core::Log> log;
+  std::unique_ptr<core::RocksKeyStore> keys;
   std::unique_ptr<commands::CommandBus> bus;
   core::metrics::Registry metrics;
   http::ServerOptions server;
@@ -52,13 +57,19 @@ struct World {
     auto opened = core::Log::open(dir, o);
     if (!opened) std::abort();
     log = std::move(*opened);
-    bus = std::make_unique<commands::CommandBus>(*log, log->keys());
+    auto opened_keys = core::RocksKeyStore::open(core::DataDir(dir), core::KeyStoreOptions{false, env});
+    if (!opened_keys) std::abort();
+    keys = std::move(*opened_keys);
+    bus = std::make_unique<commands::CommandBus>(*log, *keys);
     server.max_body_bytes = 64 << 10;
     server.max_header_bytes = 8 << 10;
     http::ApiOptions a;
     a.access_log = false;
     a.openapi_yaml = "openapi: 3.0.3\n";
     api = std::make_unique<http::Api>(*log, *bus, metrics, a);
+    // Requests are handled here as on the server's I/O threads, whose
+    // contract (core/thread_role.h) is then checked too.
+    core::set_thread_role(core::ThreadRole::io);
   }
 };
 

@@ -3,6 +3,7 @@
 // checked with no database, and audits of a server under write load.
 
 #include <doctest/doctest.h>
+
 #include <stdlib.h>
 
 #include <atomic>
@@ -504,9 +505,9 @@ TEST_CASE("audit: actor --since and --until hold to the strict RFC 3339 table") 
   TempDir dir;
   const std::string data = dir / "data";
   for (int i = 0; i < 3; ++i) {
-    const RunResult r =
-        run({kEngram, "append", "--data", data, "--stream", "s"}, R"({"type":"T","data":{}})"
-                                                                  "\n");
+    const RunResult r = run({kEngram, "append", "--data", data, "--stream", "s"},
+                            R"({"type":"T","data":{}})"
+                            "\n");
     REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   }
   // Each event's own time, read back with the parser under test.
@@ -524,8 +525,8 @@ TEST_CASE("audit: actor --since and --until hold to the strict RFC 3339 table") 
       CAPTURE(c.text);
       CAPTURE(c.what);
       CAPTURE(since);
-      const RunResult r = audit(
-          {"actor", "engram-cli", "--data", data, since ? "--since" : "--until", c.text, "--json"});
+      const RunResult r = audit({"actor", "engram-cli", "--data", data,
+                                 since ? "--since" : "--until", c.text, "--json"});
       if (!c.unix_ns) {
         CHECK(r.exit_code == 2);
         CHECK_MESSAGE(r.err.find(core::kRfc3339Help) != std::string::npos, r.err);

@@ -41,8 +41,8 @@ std::optional<std::string> parse_line(const std::string& line, size_t line_no,
 int run_append(const AppendOptions& o) {
   auto expected = core::ExpectedVersion::parse(o.expected);
   if (!expected) {
-    return fail(kUsage, fmt::format("--expected must be {}, not '{}'", core::kExpectedVersionHelp,
-                                    o.expected));
+    return fail(kUsage,
+                fmt::format("--expected must be {}, not '{}'", core::kExpectedVersionHelp, o.expected));
   }
   if (auto ok = commands::check_generic_stream(o.stream); !ok) {
     return fail(kUsage, "--stream: " + ok.error().detail);
@@ -111,9 +111,8 @@ void add_append_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--data", o->data_dir, "Data directory of the log (created if missing)")
       ->required();
   cmd->add_option("--stream", o->stream, "Stream to append to")->required();
-  cmd->add_option(
-         "--expected", o->expected,
-         std::string("Expected stream version: ") + std::string(core::kExpectedVersionHelp))
+  cmd->add_option("--expected", o->expected,
+                  std::string("Expected stream version: ") + std::string(core::kExpectedVersionHelp))
       ->capture_default_str();
   cmd->add_option("--actor", o->actor, "Actor recorded in the events")->capture_default_str();
   cmd->add_option("--correlation-id", o->correlation_id,

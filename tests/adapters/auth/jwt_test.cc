@@ -21,11 +21,11 @@
 namespace {
 
 using engram::auth::AuthErrc;
+using engram::core::base64url_decode;
+using engram::core::base64url_encode;
 using engram::auth::KeyRing;
 using engram::auth::TokenRequest;
 using engram::auth::Verifier;
-using engram::core::base64url_decode;
-using engram::core::base64url_encode;
 using engram::core::errc;
 
 constexpr int64_t kNow_s = 1'700'000'000;

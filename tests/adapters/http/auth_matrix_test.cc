@@ -60,8 +60,7 @@ TEST_CASE("auth matrix: roles, token defects and agent scope") {
                    {"capabilities", json::array()},
                    {"domains", json::array()}}) == 403);
   CHECK(status_of(c, "GET", "/v1/log", writer) == 403);
-  CHECK(status_of(c, "POST", "/v1/streams/notes", reader,
-                  {{"events", {{{"type", "X"}, {"data", json::object()}}}}}) == 403);
+  CHECK(status_of(c, "POST", "/v1/streams/notes", reader, {{"events", {{{"type", "X"}, {"data", json::object()}}}}}) == 403);
 
   // Token defects: each 401, and nothing written.
   const json body = {{"agent_id", "evil"},

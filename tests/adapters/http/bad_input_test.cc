@@ -59,8 +59,8 @@ TEST_CASE("bad input corpus: documented statuses, no crash, no event written") {
       {"generic: no events", "/v1/streams/s1", R"({"events": []})", 400, "invalid_field"},
       {"generic: bad expected", "/v1/streams/s1",
        R"({"expected_version": -1, "events": [{"type": "X", "data": {}}]})", 400, "invalid_field"},
-      {"generic: bad id", "/v1/streams/s1",
-       R"({"events": [{"type": "X", "id": "nope", "data": {}}]})", 400, "invalid_field"},
+      {"generic: bad id", "/v1/streams/s1", R"({"events": [{"type": "X", "id": "nope", "data": {}}]})", 400,
+       "invalid_field"},
       {"generic: too many events", "/v1/streams/s1",
        json{{"events", json::array()}}.dump().replace(11, 0,
                                                       [] {

@@ -225,10 +225,8 @@ TEST_CASE("serve: generic streams append and read like a plain event store") {
   CHECK(c.request("GET", "/v1/streams/notes-1?bogus=1", "", bearer(reader)).status == 400);
 
   // Domain streams are written only by commands.
-  auto domain =
-      c.request("POST", "/v1/streams/agent-x",
-                json{{"events", {{{"type", "AgentRegistered"}, {"data", json::object()}}}}}.dump(),
-                bearer(writer));
+  auto domain = c.request("POST", "/v1/streams/agent-x",
+                          json{{"events", {{{"type", "AgentRegistered"}, {"data", json::object()}}}}}.dump(), bearer(writer));
   CHECK(domain.status == 403);
   CHECK(body_json(domain)["code"] == "domain_stream");
   CHECK(f.server->stop() == 0);
