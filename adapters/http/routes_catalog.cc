@@ -60,9 +60,11 @@ void get(Services& s, const ExchangePtr& x, projections::CatalogKind kind) {
 
 std::vector<Route> catalog_routes(Services& s) {
   std::vector<Route> out;
-  for (const auto& [name, kind] : {std::pair{"agents", projections::CatalogKind::agent},
-                                   std::pair{"projects", projections::CatalogKind::project},
-                                   std::pair{"tasks", projections::CatalogKind::task}}) {
+  for (const auto& [name, catalog] : {std::pair{"agents", projections::CatalogKind::agent},
+                                      std::pair{"projects", projections::CatalogKind::project},
+                                      std::pair{"tasks", projections::CatalogKind::task}}) {
+    // A copy: clang before 16 cannot capture a structured binding (tests/fuzz builds with clang).
+    const projections::CatalogKind kind = catalog;
     std::vector<std::string> params(std::begin(kPageParams), std::end(kPageParams));
     for (const auto& f : projections::catalog_fields(kind)) params.push_back(f);
     const std::string base = fmt::format("/v1/{}", name);

@@ -189,7 +189,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   auto async_pull(std::shared_ptr<BodyStream> body, Token&& token) {
     return asio::async_initiate<Token, void(std::optional<std::string>)>(
         [this](auto completion, std::shared_ptr<BodyStream> b) {
-          auto pending = make_pending<std::string>(
+          // this->: clang 14 does not see an implicit this in a generic lambda
+          // as a use of the capture (-Wunused-lambda-capture; tests/fuzz).
+          auto pending = this->make_pending<std::string>(
               std::move(completion),
               [](auto& holder, std::optional<std::string> piece) { holder(std::move(piece)); });
           b->pull([pending](std::optional<std::string> piece) { pending->finish(std::move(piece)); });

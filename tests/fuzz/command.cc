@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "commands/aggregates.h"
+#include "commands/limits.h"
 #include "core/expected_version.h"
 #include "core/json.h"
 
@@ -29,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!core::ExpectedVersion::from_json(*it)) return 0;
     body->erase(it);
   }
-  static const commands::BusOptions limits;
+  static const commands::Limits limits;  // the bus's defaults (BusOptions is a Limits)
   const commands::ParseContext pc{limits, "0190a6f0-0000-7000-8000-000000000001"};
   static const commands::Principal admin{"fuzz", {commands::Role::admin}, std::nullopt};
   static const commands::Principal agent{"fuzz", {commands::Role::writer}, "a1"};
