@@ -1,6 +1,7 @@
 // engram serve: the command endpoint and the log, on one node.
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <signal.h>
 
 #include <chrono>
@@ -37,6 +38,20 @@ struct ServeFlags {
   bool no_auth = false;
   std::string log_level;
 };
+
+// The thread that waits for SIGINT and SIGTERM (run_serve's, in sigwait).
+pthread_t g_signal_thread;
+
+// Threads that libraries start before run_serve blocks the signals
+// (OpenBLAS starts its pool when it is loaded) do not block them, so the
+// kernel may hand SIGTERM to one of them; left at its default action it
+// would end the process there and then, skipping the graceful shutdown.
+// This handler, which runs only on such a thread, passes the signal on to
+// the waiting thread, where it stays pending, blocked, until sigwait takes
+// it. pthread_kill is async-signal-safe.
+extern "C" void pass_signal_on(int sig) {
+  pthread_kill(g_signal_thread, sig);
+}
 
 core::logging::Level parse_level(const std::string& s) {
   using L = core::logging::Level;
@@ -83,12 +98,20 @@ int run_serve(const ServeFlags& flags) {
   const core::DataDir layout = config.layout();
 
   // Signals are handled by this thread alone (sigwait below); every thread
-  // started from here on inherits the mask.
+  // started from here on inherits the mask, and threads started before
+  // pass them on (pass_signal_on).
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  g_signal_thread = pthread_self();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  struct sigaction pass {};
+  pass.sa_handler = pass_signal_on;
+  pass.sa_flags = SA_RESTART;
+  sigfillset(&pass.sa_mask);
+  sigaction(SIGINT, &pass, nullptr);
+  sigaction(SIGTERM, &pass, nullptr);
 
   core::logging::init(parse_level(config.log_level));
   using L = core::logging::Level;
