@@ -588,7 +588,10 @@ core::result<void> MemoriesProjection::write_snapshot(core::Position position) {
         put_u32(out, static_cast<uint32_t>(m.tags.size()));
         for (const auto& t : m.tags) put_str(out, t);
       });
-      put_sized(out, [&](std::string& o) { index->serialize(o); });
+      // Named, not captured as the binding: clang 14 (the fuzz build) cannot
+      // capture a structured binding.
+      const VectorIndex& vectors = *index;
+      put_sized(out, [&vectors](std::string& o) { vectors.serialize(o); });
     }
   }
   core::Sha256 h;
