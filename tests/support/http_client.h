@@ -40,6 +40,33 @@ inline int connect_loopback(uint16_t port) {
   return fd;
 }
 
+// The status of a response head (the bytes before its blank line), 0 when
+// the status line is malformed; its headers go to `headers`, names in lower
+// case.
+inline int parse_response_head(const std::string& head,
+                               std::map<std::string, std::string>& headers) {
+  const size_t line_end = head.find("\r\n");
+  const std::string status_line = head.substr(0, line_end);
+  if (status_line.size() < 12) return 0;
+  const int status = std::stoi(status_line.substr(9, 3));
+  size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
+  while (pos < head.size()) {
+    size_t e = head.find("\r\n", pos);
+    if (e == std::string::npos) e = head.size();
+    const std::string line = head.substr(pos, e - pos);
+    const size_t colon = line.find(':');
+    if (colon != std::string::npos) {
+      std::string k = line.substr(0, colon);
+      std::transform(k.begin(), k.end(), k.begin(), ::tolower);
+      std::string v = line.substr(colon + 1);
+      v.erase(0, v.find_first_not_of(' '));
+      headers[k] = v;
+    }
+    pos = e + 2;
+  }
+  return status;
+}
+
 struct HttpResponse {
   int status = 0;                              // 0: no response (connection closed or timed out)
   std::map<std::string, std::string> headers;  // names lower-case
@@ -113,25 +140,8 @@ class HttpClient {
     }
     const std::string head = buf_.substr(0, header_end);
     buf_.erase(0, header_end + 4);
-    size_t line_end = head.find("\r\n");
-    const std::string status_line = head.substr(0, line_end);
-    if (status_line.size() < 12) return r;
-    r.status = std::stoi(status_line.substr(9, 3));
-    size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
-    while (pos < head.size()) {
-      size_t e = head.find("\r\n", pos);
-      if (e == std::string::npos) e = head.size();
-      const std::string line = head.substr(pos, e - pos);
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) {
-        std::string k = line.substr(0, colon);
-        std::transform(k.begin(), k.end(), k.begin(), ::tolower);
-        std::string v = line.substr(colon + 1);
-        v.erase(0, v.find_first_not_of(' '));
-        r.headers[k] = v;
-      }
-      pos = e + 2;
-    }
+    r.status = parse_response_head(head, r.headers);
+    if (r.status == 0) return r;
     const size_t len =
         r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
     while (buf_.size() < len) {

@@ -104,24 +104,7 @@ class SseClient {
     }
     const std::string head = raw_.substr(0, head_end);
     raw_.erase(0, head_end + 4);
-    if (head.size() < 12) return 0;
-    const int status = std::stoi(head.substr(9, 3));
-    size_t pos = head.find("\r\n");
-    while (pos != std::string::npos && pos < head.size()) {
-      pos += 2;
-      size_t e = head.find("\r\n", pos);
-      const std::string line = head.substr(pos, e == std::string::npos ? e : e - pos);
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) {
-        std::string k = line.substr(0, colon);
-        std::transform(k.begin(), k.end(), k.begin(), ::tolower);
-        std::string v = line.substr(colon + 1);
-        v.erase(0, v.find_first_not_of(' '));
-        headers_[k] = v;
-      }
-      pos = e;
-    }
-    return status;
+    return parse_response_head(head, headers_);
   }
 
   std::string header(const std::string& lower) const {
