@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <thread>
 
 #include "adapters/http/exchange.h"
 #include "core/executor.h"
@@ -34,8 +35,17 @@ namespace engram::http {
 // the process's): queries get the CPU the rest leaves.
 inline constexpr int kQueryThreadNice = 10;
 
+// The pool's default size: every core but one, at least one. Searches that
+// fill the pool then leave a core to the command path (bench/results/http.md,
+// 2 cores: with two query threads, command p99 beside 8 connections of
+// memory searches was 2.5x of the commands alone; with one, 1.16x).
+inline size_t default_query_threads() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores > 1 ? cores - 1 : 1;
+}
+
 struct QueryPoolOptions {
-  size_t threads = 2;
+  size_t threads = default_query_threads();
   size_t max_queued = 256;
 };
 
