@@ -15,6 +15,7 @@
 
 #include "core/executor.h"
 #include "core/thread_role.h"
+#include "tests/support/gate.h"
 
 using namespace engram::core;
 
@@ -40,28 +41,14 @@ bool aborts(const std::function<void()>& fn) {
 class Blocker {
  public:
   explicit Blocker(ThreadPool& pool) {
-    pool.post([this] {
-      std::unique_lock lock(mu_);
-      started_ = true;
-      cv_.notify_all();
-      cv_.wait(lock, [this] { return released_; });
-    });
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [this] { return started_; });
+    gate_.arm("block");
+    pool.post([this] { gate_.hook("block"); });
+    gate_.wait_until_holding();
   }
-  void release() {
-    {
-      std::lock_guard lock(mu_);
-      released_ = true;
-    }
-    cv_.notify_all();
-  }
+  void release() { gate_.release(); }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool started_ = false;
-  bool released_ = false;
+  engram::test::Gate gate_;
 };
 
 }  // namespace

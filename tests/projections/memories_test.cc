@@ -8,7 +8,7 @@
 #include "adapters/embed/hashing_embedder.h"
 #include "projections/worker.h"
 #include "tests/commands/harness.h"
-#include "tests/projections/gate.h"
+#include "tests/support/gate.h"
 
 using namespace engram;
 using nlohmann::json;

@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include "tests/projections/gate.h"
+#include "tests/support/gate.h"
 
 using engram::core::errc;
 using engram::projections::vector_id;

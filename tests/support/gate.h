@@ -1,8 +1,8 @@
 #pragma once
 
-// A gate for VectorIndex::Options::before_publish: holds the writer at a
-// chosen piece of work until released, so a test can act while a write is
-// in progress without relying on timing.
+// A gate that holds a thread at a chosen piece of work until released, so a
+// test can act while that work is in progress without relying on timing
+// (VectorIndex::Options::before_publish's writer, a pool's thread).
 
 #include <doctest/doctest.h>
 
