@@ -14,12 +14,11 @@ Response created(commands::CommandOutcome outcome, const commands::Principal& wh
                  const WriteHeaders& headers) {
   const bool replayed = outcome.replayed;
   const bool redact = !commands::sees_memory_content(who, outcome.stream);
-  const std::string stream = redact ? outcome.stream : std::string();
   json body = std::move(outcome).to_json();
   body.erase("replayed");
   if (redact) {
     for (auto& ev : body["events"]) {
-      json full = {{"stream", stream}, {"data", std::move(ev["data"])}};
+      json full = {{"stream", body["stream"]}, {"data", std::move(ev["data"])}};
       commands::redact_event(full, who);
       ev["data"] = std::move(full["data"]);
     }
